@@ -1,0 +1,160 @@
+"""The node: builds the services once from Settings and wires them together.
+
+Every capability reaches the ledger through :meth:`Node.record` ("decide, then
+append the decision"); a failed append raises, so the request that caused it
+fails rather than acting unrecorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from appliance.keys import ROLES, ApiKeyStore, KeyFileError, Pseudonymizer, load_signer, read_secret, write_secret
+from appliance.settings import Settings
+from ledger import Ledger, Receipt
+from ledger.checkpoint import NoteSigner
+
+__all__ = ["Node", "NodeError", "InitResult"]
+
+_FORMAT = "appliance-node/1"
+
+
+class NodeError(Exception):
+    """The node cannot be initialised or opened; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    data_dir: Path
+    origin: str
+    vkey: str
+    api_keys: Mapping[str, str]  # role -> token, shown once
+
+
+class Node:
+    """One running appliance node (one per process; gunicorn workers each open one)."""
+
+    def __init__(self, settings: Settings, info: Mapping[str, Any], ledger: Ledger,
+                 keys: ApiKeyStore, pseudonyms: Pseudonymizer, signer: NoteSigner) -> None:
+        self.settings = settings
+        self.info = dict(info)
+        self.ledger = ledger
+        self.keys = keys
+        self.pseudonyms = pseudonyms
+        self._signer = signer
+
+    # -- layout --------------------------------------------------------------------------
+    @staticmethod
+    def paths(data_dir: Path) -> dict[str, Path]:
+        keys = data_dir / "keys"
+        return {
+            "info": data_dir / "node.json",
+            "ledger": data_dir / "ledger",
+            "signing": keys / "signing.key",
+            "pseudonym": keys / "pseudonym.key",
+            "api_keys": keys / "api_keys.json",
+            "vkey": data_dir / "ledger.pub",
+            "demo_keys": data_dir / "demo-api-keys.json",
+        }
+
+    @staticmethod
+    def exists(settings: Settings) -> bool:
+        return Node.paths(settings.data_dir)["info"].exists()
+
+    @classmethod
+    def init(cls, settings: Settings, *, demo: bool = False) -> InitResult:
+        """Create a node: data dir (0700), keys (0600), one API key per role, empty ledger."""
+        data_dir = settings.data_dir
+        p = cls.paths(data_dir)
+        if p["info"].exists():
+            raise NodeError(f"{data_dir} already holds a node; nothing was changed (use another data dir)")
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        node_id = secrets.token_hex(8)
+        origin = f"appliance.local/{settings.node.name}/{node_id}"
+        signer = NoteSigner.generate(origin)
+        write_secret(p["signing"], (signer.skey() + "\n").encode("ascii"))
+        write_secret(p["pseudonym"], secrets.token_bytes(32))
+        keys = ApiKeyStore.create(p["api_keys"])
+        Ledger.create(str(p["ledger"]), origin)
+        p["vkey"].write_text(signer.vkey() + "\n", encoding="ascii")
+        tokens: dict[str, str] = {}
+        issued = []
+        for role in ROLES:
+            key, token = keys.issue(role, label="created by init")
+            tokens[role] = token
+            issued.append(key)
+        if demo:
+            write_secret(p["demo_keys"], (json.dumps(tokens, indent=1) + "\n").encode())
+        info = {"format": _FORMAT, "node_id": node_id, "origin": origin,
+                "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "demo": demo}
+        with cls.open(settings, _info=info) as node:
+            node.record("system:init", "node.initialised",
+                        details={"node_id": node_id, "origin": origin, "vkey": signer.vkey(), "demo": demo})
+            for key in issued:
+                node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
+            node.ledger.sign_checkpoint()
+        # node.json last: its presence means "initialised completely".
+        tmp = p["info"].with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, p["info"])
+        return InitResult(data_dir, origin, signer.vkey(), tokens)
+
+    @classmethod
+    def open(cls, settings: Settings, *, readonly: bool = False, _info: Mapping[str, Any] | None = None) -> Node:
+        """Open an initialised node; errors name the missing piece and the command that fixes it."""
+        p = cls.paths(settings.data_dir)
+        info = _info
+        if info is None:
+            try:
+                info = json.loads(p["info"].read_text(encoding="utf-8"))
+            except FileNotFoundError as exc:
+                raise NodeError(f"no node in {settings.data_dir}; run `appliance init` first") from exc
+            except (OSError, ValueError) as exc:
+                raise NodeError(f"{p['info']} is unreadable ({exc}); restore it from a backup") from exc
+        if info.get("format") != _FORMAT:
+            raise NodeError(f"{p['info']} is not an {_FORMAT} file")
+        try:
+            signer = load_signer(p["signing"], info["origin"])
+            pseudonyms = Pseudonymizer(read_secret(p["pseudonym"]))
+        except KeyFileError as exc:
+            raise NodeError(str(exc)) from exc
+        ledger = Ledger.open(str(p["ledger"]), signer=signer, readonly=readonly,
+                             max_segment_bytes=settings.ledger.max_segment_bytes)
+        return cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer)
+
+    # -- services -------------------------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        return str(self.info["origin"])
+
+    @property
+    def vkey(self) -> str:
+        return self._signer.vkey()
+
+    def record(self, actor: str, action: str, subject: Sequence[str] = (),
+               details: Mapping[str, Any] | None = None, request_id: str | None = None) -> Receipt:
+        """Append one entry durably; raises (and the caller's request fails) if it cannot."""
+        return self.ledger.append(actor, action, subject, details, request_id)
+
+    def demo_keys(self) -> dict[str, str]:
+        path = self.paths(self.settings.data_dir)["demo_keys"]
+        if not path.exists():
+            return {}
+        return dict(json.loads(read_secret(path)))
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

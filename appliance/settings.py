@@ -1,0 +1,150 @@
+"""Typed settings: built-in defaults, then ``config/appliance.yaml``-style files, then env.
+
+Precedence, lowest first: the defaults below (``config/appliance.yaml`` documents
+them and a test keeps the two equal), a user file (``--config FILE`` or
+``APPLIANCE_CONFIG``), then ``APPLIANCE_*`` environment variables, nested with
+``__`` (``APPLIANCE_SERVER__PORT=9090``). Everything is validated at start-up;
+a bad value fails with a message that names the key, where it came from and
+how to fix it, before anything is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings", "DEFAULTS_FILE"]
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "appliance.yaml"
+
+
+class SettingsError(Exception):
+    """Settings cannot be loaded; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSettings(_Section):
+    data_dir: Path = Field(Path("var/node"), description="where keys, ledger and state live")
+    name: str = Field("appliance", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+                      description="node name, part of the ledger origin")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(2, ge=1, le=64)
+    threads: int = Field(8, ge=1, le=256)
+    timeout: int = Field(30, ge=1, le=3600)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+
+
+class LedgerSettings(_Section):
+    max_segment_bytes: int = Field(64 * 1_048_576, ge=65_536)
+    checkpoint_interval_seconds: int = Field(60, ge=1, le=86_400)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class Settings(BaseSettings):
+    """All settings of one node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="APPLIANCE_", env_nested_delimiter="__", extra="forbid", frozen=True,
+    )
+
+    node: NodeSettings = NodeSettings()
+    server: ServerSettings = ServerSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Env beats files (passed as init kwargs); no dotenv, no secrets dir.
+        return env_settings, init_settings
+
+    @property
+    def data_dir(self) -> Path:
+        return self.node.data_dir
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"settings file {path} cannot be read ({exc.strerror}); fix the path") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping of sections (node:, server:, ...)")
+    return data
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Defaults ← defaults file ← user file ← overrides (tests) ← ``APPLIANCE_*`` env."""
+    env = os.environ
+    data: dict[str, Any] = {}
+    if DEFAULTS_FILE.exists():
+        data = _read_yaml(DEFAULTS_FILE)
+    user = config or env.get("APPLIANCE_CONFIG")
+    if user:
+        data = _merge(data, _read_yaml(Path(user)))
+    data = _merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, env, user)) from None
+
+
+def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLike[str] | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        var = "APPLIANCE_" + "__".join(p.upper() for p in loc)
+        if var in env:
+            source = f"environment variable {var}={env[var]!r}"
+        elif user:
+            source = f"{user} or {DEFAULTS_FILE.name}"
+        else:
+            source = str(DEFAULTS_FILE.name)
+        if err["type"] == "extra_forbidden":
+            fix = "remove it or check its spelling (sections: node, server, ledger, logging)"
+            lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
+        else:
+            lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value "
+                         f"or set {var}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

@@ -1,0 +1,29 @@
+"""Picks the compiled Merkle kernels once at import, or their Python twin.
+
+Set ``APPLIANCE_NO_EXTENSIONS=1`` to force the pure-Python twin (the test
+suite runs every kernel case both ways). This is the one place in the ledger
+that looks at the environment, because the choice must be made before any
+caller can pass settings in.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ledger import _merkle_py
+
+__all__ = ["hash_leaves", "extend_tree", "IMPLEMENTATION"]
+
+hash_leaves = _merkle_py.hash_leaves
+extend_tree = _merkle_py.extend_tree
+IMPLEMENTATION = "py"
+
+if os.environ.get("APPLIANCE_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
+    try:
+        from ext import _merkle as _compiled
+    except ImportError:  # no compiler at install time: the twin serves
+        pass
+    else:
+        hash_leaves = _compiled.hash_leaves
+        extend_tree = _compiled.extend_tree
+        IMPLEMENTATION = "c"
