@@ -31,9 +31,7 @@ class OptionalBuildExt(build_ext):
 
     @staticmethod
     def _warn(exc: Exception, name: str = "extensions") -> None:
-        sys.stderr.write(
-            f"warning: could not build {name} ({exc}); the pure-Python twins will be used\n"
-        )
+        sys.stderr.write(f"warning: could not build {name} ({exc}); the pure-Python twins will be used\n")
 
 
 def extensions() -> list:
@@ -47,12 +45,10 @@ def extensions() -> list:
     from setuptools import Extension
 
     exts = [
-        Extension("ext._merkle", ["ext/_merkle.pyx"], libraries=["crypto"],
-                  extra_compile_args=["-O3"]),
+        Extension("ext._merkle", ["ext/_merkle.pyx"], libraries=["crypto"], extra_compile_args=["-O3"]),
     ]
     exts = [e for e in exts if all(os.path.exists(s) for s in e.sources)]
-    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False,
-                                                                    "wraparound": False})
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
 
 
 setup(
@@ -60,8 +56,19 @@ setup(
     version="0.1.0",
     description="Privacy-first, provable and proactive customer-service node",
     python_requires=">=3.11",
-    packages=find_packages(include=["appliance", "appliance.*", "policy", "policy.*", "ledger",
-                                    "ledger.*", "predictors", "predictors.*", "ext"]),
+    packages=find_packages(
+        include=[
+            "appliance",
+            "appliance.*",
+            "policy",
+            "policy.*",
+            "ledger",
+            "ledger.*",
+            "predictors",
+            "predictors.*",
+            "ext",
+        ]
+    ),
     package_data={"ext": ["*.pyx", "*.pyi"], "appliance": ["py.typed"], "ledger": ["py.typed"]},
     include_package_data=True,
     install_requires=[

@@ -17,7 +17,7 @@ import secrets
 import stat
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.checkpoint import NoteSigner
@@ -28,8 +28,8 @@ __all__ = [
     "ApiKeyStore",
     "KeyFileError",
     "Pseudonymizer",
-    "write_secret",
     "read_secret",
+    "write_secret",
 ]
 
 #: Roles of DESIGN.md; an API key maps to exactly one.
@@ -57,9 +57,13 @@ def read_secret(path: Path) -> bytes:
     try:
         st = path.stat()
     except FileNotFoundError as exc:
-        raise KeyFileError(f"{path} is missing; run `appliance init` (or restore the key from backup)") from exc
+        raise KeyFileError(
+            f"{path} is missing; run `appliance init` (or restore the key from backup)"
+        ) from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 {path}")
+        raise KeyFileError(
+            f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); run chmod 600 {path}"
+        )
     return path.read_bytes()
 
 
@@ -108,8 +112,14 @@ class ApiKeyStore:
 
     def _save(self) -> None:
         rows = [
-            {"key_id": k.key_id, "role": k.role, "label": k.label, "created": k.created,
-             "revoked": k.revoked, "sha256": digest}
+            {
+                "key_id": k.key_id,
+                "role": k.role,
+                "label": k.label,
+                "created": k.created,
+                "revoked": k.revoked,
+                "sha256": digest,
+            }
             for k, digest in self._keys.values()
         ]
         tmp = self.path.with_suffix(".tmp")
@@ -128,7 +138,7 @@ class ApiKeyStore:
             raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         key_id = secrets.token_hex(6)
         token = f"{_PREFIX}_{key_id}_{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
-        key = ApiKey(key_id, role, label, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        key = ApiKey(key_id, role, label, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         with self._lock:
             self._load()
             self._keys[key_id] = (key, _digest(token))

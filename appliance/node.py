@@ -12,16 +12,24 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.keys import ROLES, ApiKeyStore, KeyFileError, Pseudonymizer, load_signer, read_secret, write_secret
+from appliance.keys import (
+    ROLES,
+    ApiKeyStore,
+    KeyFileError,
+    Pseudonymizer,
+    load_signer,
+    read_secret,
+    write_secret,
+)
 from appliance.settings import Settings
 from ledger import Ledger, Receipt
 from ledger.checkpoint import NoteSigner
 
-__all__ = ["Node", "NodeError", "InitResult"]
+__all__ = ["InitResult", "Node", "NodeError"]
 
 _FORMAT = "appliance-node/1"
 
@@ -41,8 +49,15 @@ class InitResult:
 class Node:
     """One running appliance node (one per process; gunicorn workers each open one)."""
 
-    def __init__(self, settings: Settings, info: Mapping[str, Any], ledger: Ledger,
-                 keys: ApiKeyStore, pseudonyms: Pseudonymizer, signer: NoteSigner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        info: Mapping[str, Any],
+        ledger: Ledger,
+        keys: ApiKeyStore,
+        pseudonyms: Pseudonymizer,
+        signer: NoteSigner,
+    ) -> None:
         self.settings = settings
         self.info = dict(info)
         self.ledger = ledger
@@ -93,11 +108,19 @@ class Node:
             issued.append(key)
         if demo:
             write_secret(p["demo_keys"], (json.dumps(tokens, indent=1) + "\n").encode())
-        info = {"format": _FORMAT, "node_id": node_id, "origin": origin,
-                "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "demo": demo}
+        info = {
+            "format": _FORMAT,
+            "node_id": node_id,
+            "origin": origin,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "demo": demo,
+        }
         with cls.open(settings, _info=info) as node:
-            node.record("system:init", "node.initialised",
-                        details={"node_id": node_id, "origin": origin, "vkey": signer.vkey(), "demo": demo})
+            node.record(
+                "system:init",
+                "node.initialised",
+                details={"node_id": node_id, "origin": origin, "vkey": signer.vkey(), "demo": demo},
+            )
             for key in issued:
                 node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
             node.ledger.sign_checkpoint()
@@ -108,7 +131,9 @@ class Node:
         return InitResult(data_dir, origin, signer.vkey(), tokens)
 
     @classmethod
-    def open(cls, settings: Settings, *, readonly: bool = False, _info: Mapping[str, Any] | None = None) -> Node:
+    def open(
+        cls, settings: Settings, *, readonly: bool = False, _info: Mapping[str, Any] | None = None
+    ) -> Node:
         """Open an initialised node; errors name the missing piece and the command that fixes it."""
         p = cls.paths(settings.data_dir)
         info = _info
@@ -126,8 +151,12 @@ class Node:
             pseudonyms = Pseudonymizer(read_secret(p["pseudonym"]))
         except KeyFileError as exc:
             raise NodeError(str(exc)) from exc
-        ledger = Ledger.open(str(p["ledger"]), signer=signer, readonly=readonly,
-                             max_segment_bytes=settings.ledger.max_segment_bytes)
+        ledger = Ledger.open(
+            str(p["ledger"]),
+            signer=signer,
+            readonly=readonly,
+            max_segment_bytes=settings.ledger.max_segment_bytes,
+        )
         return cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer)
 
     # -- services -------------------------------------------------------------------------
@@ -139,8 +168,14 @@ class Node:
     def vkey(self) -> str:
         return self._signer.vkey()
 
-    def record(self, actor: str, action: str, subject: Sequence[str] = (),
-               details: Mapping[str, Any] | None = None, request_id: str | None = None) -> Receipt:
+    def record(
+        self,
+        actor: str,
+        action: str,
+        subject: Sequence[str] = (),
+        details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Receipt:
         """Append one entry durably; raises (and the caller's request fails) if it cannot."""
         return self.ledger.append(actor, action, subject, details, request_id)
 

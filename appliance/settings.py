@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "load_settings", "DEFAULTS_FILE"]
+__all__ = ["DEFAULTS_FILE", "Settings", "SettingsError", "load_settings"]
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "appliance.yaml"
 
@@ -34,8 +34,13 @@ class _Section(BaseModel):
 
 class NodeSettings(_Section):
     data_dir: Path = Field(Path("var/node"), description="where keys, ledger and state live")
-    name: str = Field("appliance", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
-                      description="node name, part of the ledger origin")
+    name: str = Field(
+        "appliance",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="node name, part of the ledger origin",
+    )
 
 
 class ServerSettings(_Section):
@@ -65,7 +70,10 @@ class Settings(BaseSettings):
     """All settings of one node."""
 
     model_config = SettingsConfigDict(
-        env_prefix="APPLIANCE_", env_nested_delimiter="__", extra="forbid", frozen=True,
+        env_prefix="APPLIANCE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
     )
 
     node: NodeSettings = NodeSettings()
@@ -145,6 +153,5 @@ def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLi
             fix = "remove it or check its spelling (sections: node, server, ledger, logging)"
             lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
         else:
-            lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value "
-                         f"or set {var}")
+            lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value or set {var}")
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -12,7 +12,7 @@ import os
 
 from ledger import _merkle_py
 
-__all__ = ["hash_leaves", "extend_tree", "IMPLEMENTATION"]
+__all__ = ["IMPLEMENTATION", "extend_tree", "hash_leaves"]
 
 hash_leaves = _merkle_py.hash_leaves
 extend_tree = _merkle_py.extend_tree

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["hash_leaves", "extend_tree"]
+__all__ = ["extend_tree", "hash_leaves"]
 
 _sha256 = hashlib.sha256
 
@@ -36,6 +36,8 @@ def extend_tree(frontier: Sequence[bytes], size: int, leaf_hashes: bytes) -> tup
         raise ValueError("leaf_hashes must be a whole number of 32-byte hashes")
     if len(frontier) != bin(size).count("1"):
         raise ValueError(f"frontier of {len(frontier)} hashes does not fit a tree of size {size}")
+    if size < 0:
+        raise ValueError(f"tree size {size} is negative")
     stack = list(frontier)
     out = bytearray()
     n = size

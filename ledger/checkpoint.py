@@ -406,7 +406,9 @@ def verify_checkpoint(text: str | bytes, verifier: NoteVerifier) -> SignedCheckp
     signed = parse_checkpoint(text)
     origin = signed.checkpoint.origin
     if verifier.name != origin:
-        raise CheckpointInvalid(f"checkpoint origin {origin!r} is not the key's log {verifier.name!r}")
+        raise CheckpointInvalid(
+            f"checkpoint origin {origin!r} is not {verifier.name!r}, the log this key belongs to"
+        )
     key = f"{verifier.name}+{verifier.key_hash.hex()}"
     if not any(s.name == verifier.name and s.key_hash == verifier.key_hash for s in signed.signatures):
         present = ", ".join(f"{s.name}+{s.key_hash.hex()}" for s in signed.signatures)

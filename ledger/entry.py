@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import EntryInvalid
@@ -29,13 +29,13 @@ except ImportError:  # pragma: no cover - exercised by the twin test
     _orjson = None
 
 __all__ = [
+    "MAX_ENTRY_BYTES",
     "Entry",
     "canonical_json",
     "canonical_json_stdlib",
     "check_record",
     "parse_entry",
     "utc_timestamp",
-    "MAX_ENTRY_BYTES",
 ]
 
 MAX_ENTRY_BYTES = 64 * 1024
@@ -92,7 +92,9 @@ def _check_value(value: Any, where: str, depth: int) -> None:
                 _check_str(v, where)
             elif tv is int:
                 if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
-                    raise EntryInvalid(f"{where}.{k}: integer {v} is outside ±(2**53-1); record it as a string")
+                    raise EntryInvalid(
+                        f"{where}.{k}: integer {v} is outside ±(2**53-1); record it as a string"
+                    )
             elif v is not None and tv is not bool:
                 _check_value(v, f"{where}.{k}", depth + 1)
     elif t is list or t is tuple:
@@ -124,7 +126,7 @@ def _seen(kind: str, value: Any, pattern: re.Pattern[str], limit: int) -> bool:
     key = kind + value
     if key in _SEEN:
         return True
-    if len(value) <= limit and pattern.match(value):
+    if len(value) <= limit and pattern.fullmatch(value):
         if len(_SEEN) >= _SEEN_MAX:
             _SEEN.clear()
         _SEEN.add(key)
@@ -144,7 +146,8 @@ def check_record(
     """
     if not _seen("a\0", action, _ACTION, 64):
         raise EntryInvalid(
-            f"action {action!r} must be a dotted lower-case verb such as 'record.read' (at most 64 characters)"
+            f"action {action!r} must be a dotted lower-case verb such as 'record.read' "
+            "(at most 64 characters)"
         )
     if not _seen("u\0", actor, _ACTOR, 128):
         raise EntryInvalid(f"actor {actor!r} must be printable ASCII, 1-128 characters")
@@ -173,8 +176,8 @@ def check_record(
 
 def utc_timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-24T10:00:00.123456Z``."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ differently. None of them carries an HTTP status: the node maps them.
 from __future__ import annotations
 
 __all__ = [
-    "LedgerError",
-    "EntryInvalid",
     "ChainBroken",
-    "LedgerCorrupt",
-    "ProofUnavailable",
     "CheckpointInvalid",
+    "EntryInvalid",
     "LedgerClosed",
+    "LedgerCorrupt",
+    "LedgerError",
+    "ProofUnavailable",
 ]
 
 

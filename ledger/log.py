@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ledger import _kernel
+from ledger.bundle import build_bundle
 from ledger.checkpoint import Checkpoint, NoteSigner, SignedCheckpoint, parse_checkpoint, sign_checkpoint
 from ledger.entry import MAX_ENTRY_BYTES, Entry, canonical_json, check_record, parse_entry, utc_timestamp
 from ledger.errors import (
@@ -48,7 +49,6 @@ from ledger.errors import (
     LedgerError,
     ProofUnavailable,
 )
-from ledger.merkle import HASH_SIZE
 from ledger.segment import (
     FRAME_HEADER,
     HEADER_SIZE,
@@ -61,7 +61,7 @@ from ledger.segment import (
 )
 from ledger.tree import TreeFile
 
-__all__ = ["Ledger", "Record", "Receipt", "BatchReceipt", "GENESIS_PREV"]
+__all__ = ["GENESIS_PREV", "BatchReceipt", "Ledger", "Receipt", "Record"]
 
 GENESIS_PREV = "0" * 64
 _FORMAT = "appliance-ledger/1"
@@ -141,8 +141,9 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
 class Ledger:
     """An open ledger directory. Thread-safe; several processes may open one directory."""
 
-    def __init__(self, path: str, origin: str, signer: NoteSigner | None, readonly: bool,
-                 max_segment_bytes: int) -> None:
+    def __init__(
+        self, path: str, origin: str, signer: NoteSigner | None, readonly: bool, max_segment_bytes: int
+    ) -> None:
         self.path = path
         self.origin = origin
         self._signer = signer
@@ -158,8 +159,9 @@ class Ledger:
         self._broken: str | None = None
         flags = os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT
         self._lock_path = os.path.join(path, "ledger.lock")
-        self._lock_fd = os.open(self._lock_path, (os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT)
-                                | os.O_CLOEXEC, 0o600)
+        self._lock_fd = os.open(
+            self._lock_path, (os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT) | os.O_CLOEXEC, 0o600
+        )
         self._tree = TreeFile.open(os.path.join(path, "tree.bin"), readonly=readonly)
         self._index_fd = os.open(os.path.join(path, "index.bin"), flags | os.O_CLOEXEC, 0o600)
         self._ckp_path = os.path.join(path, "checkpoints.log")
@@ -184,7 +186,9 @@ class Ledger:
     def create(cls, path: str, origin: str) -> None:
         """Lay out an empty ledger directory (refuses to touch an existing one)."""
         if not origin or "\n" in origin or origin != origin.strip():
-            raise LedgerError(f"origin {origin!r} must be a non-empty single line, e.g. 'appliance.example/ledger'")
+            raise LedgerError(
+                f"origin {origin!r} must be a non-empty single line, e.g. 'appliance.example/ledger'"
+            )
         meta = os.path.join(path, "LEDGER")
         if os.path.exists(meta):
             raise LedgerError(f"{path} already holds a ledger; open it instead")
@@ -200,8 +204,14 @@ class Ledger:
         _fsync_dir(path)
 
     @classmethod
-    def open(cls, path: str, *, signer: NoteSigner | None = None, readonly: bool = False,
-             max_segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> Ledger:
+    def open(
+        cls,
+        path: str,
+        *,
+        signer: NoteSigner | None = None,
+        readonly: bool = False,
+        max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    ) -> Ledger:
         """Open a ledger, recovering a torn tail left by a crash (not when ``readonly``)."""
         meta_path = os.path.join(path, "LEDGER")
         try:
@@ -211,7 +221,11 @@ class Ledger:
             raise LedgerError(f"{path} holds no ledger (no LEDGER file); run `appliance init` first") from exc
         except (OSError, ValueError) as exc:
             raise LedgerCorrupt(f"{meta_path} is unreadable: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not isinstance(meta.get("origin"), str):
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != _FORMAT
+            or not isinstance(meta.get("origin"), str)
+        ):
             raise LedgerCorrupt(f"{meta_path}: not an {_FORMAT} ledger")
         origin = meta["origin"]
         if signer is not None and signer.name != origin:
@@ -267,7 +281,9 @@ class Ledger:
 
     def leaf_hash(self, seq: int) -> bytes:
         if not 0 <= seq < self._size:
-            raise ProofUnavailable(f"entry {seq} does not exist; the ledger holds entries 0..{self._size - 1}")
+            raise ProofUnavailable(
+                f"entry {seq} does not exist; the ledger holds entries 0..{self._size - 1}"
+            )
         return self._tree.leaf(seq)
 
     def root(self, size: int | None = None) -> bytes:
@@ -286,7 +302,9 @@ class Ledger:
         second = self._size if second is None else second
         self._check_size(second)
         if not 0 <= first <= second:
-            raise ProofUnavailable(f"no consistency proof from size {first} to size {second}: first must be <= second")
+            raise ProofUnavailable(
+                f"no consistency proof from size {first} to size {second}: first must be <= second"
+            )
         return self._tree.consistency_proof(first, second)
 
     def iter_raw(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
@@ -357,9 +375,44 @@ class Ledger:
             self._latest_ckp = signed
             return signed
 
+    def evidence_bundle(self, seqs: Sequence[int]) -> dict[str, Any]:
+        """Entries with inclusion proofs in a signed checkpoint, for auditors to verify offline.
+
+        Uses the latest checkpoint (signing a new one when it does not cover every
+        entry asked for), and adds the consistency proof from the checkpoint that
+        first covered the earliest entry, which shows the log only grew since.
+        """
+        self.refresh()
+        wanted = sorted(set(seqs))
+        if not wanted:
+            raise ProofUnavailable("name at least one entry for the bundle")
+        for seq in wanted:
+            if not isinstance(seq, int) or not 0 <= seq < self._size:
+                raise ProofUnavailable(
+                    f"entry {seq} does not exist; the ledger holds entries 0..{self._size - 1}"
+                )
+        latest = self._latest_ckp
+        if latest is None or latest.checkpoint.tree_size <= wanted[-1]:
+            if self._signer is None or self._readonly:
+                raise ProofUnavailable(f"no signed checkpoint covers entry {wanted[-1]} yet; try again later")
+            latest = self.sign_checkpoint()
+        size = latest.checkpoint.tree_size
+        entries = [(seq, self.raw_entry(seq), self.inclusion_proof(seq, size)) for seq in wanted]
+        consistency = []
+        earliest = self.checkpoint_covering(wanted[0])
+        if earliest is not None and earliest.checkpoint.tree_size < size:
+            consistency.append((earliest.text, self.consistency_proof(earliest.checkpoint.tree_size, size)))
+        return build_bundle(self.origin, latest.text, entries, consistency)
+
     # -- appends -------------------------------------------------------------------------------
-    def append(self, actor: str, action: str, subject: Sequence[str] = (),
-               details: Mapping[str, Any] | None = None, request_id: str | None = None) -> Receipt:
+    def append(
+        self,
+        actor: str,
+        action: str,
+        subject: Sequence[str] = (),
+        details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Receipt:
         """Record one entry; returns once it is durable.
 
         Concurrent callers are group-committed: a committer thread takes every
@@ -371,7 +424,9 @@ class Ledger:
             if self._stopping:
                 raise LedgerClosed("the ledger is closed")
             if self._committer is None:
-                self._committer = threading.Thread(target=self._commit_loop, name="ledger-commit", daemon=True)
+                self._committer = threading.Thread(
+                    target=self._commit_loop, name="ledger-commit", daemon=True
+                )
                 self._committer.start()
             self._pending.append(pending)
             self._cv.notify()
@@ -434,13 +489,25 @@ class Ledger:
             offsets = bytearray()
             leaves = bytearray()
             sha, dumps, crc, pack_head, pack_off = (
-                hashlib.sha256, canonical_json, zlib.crc32, _FRAME.pack, _U64.pack,
+                hashlib.sha256,
+                canonical_json,
+                zlib.crc32,
+                _FRAME.pack,
+                _U64.pack,
             )
             for actor, action, subject, details, request_id in fields:
-                raw = dumps({
-                    "action": action, "actor": actor, "details": details, "prev": prev,
-                    "request_id": request_id, "seq": seq, "subject": subject, "time": stamp,
-                })
+                raw = dumps(
+                    {
+                        "action": action,
+                        "actor": actor,
+                        "details": details,
+                        "prev": prev,
+                        "request_id": request_id,
+                        "seq": seq,
+                        "subject": subject,
+                        "time": stamp,
+                    }
+                )
                 n = len(raw)
                 if n > MAX_ENTRY_BYTES:
                     raise EntryInvalid(
@@ -521,9 +588,7 @@ class Ledger:
             )
             if unchanged and not rolled:
                 return
-        firsts = sorted(
-            f for f in (parse_segment_name(n) for n in os.listdir(self._segdir)) if f is not None
-        )
+        firsts = sorted(f for f in (parse_segment_name(n) for n in os.listdir(self._segdir)) if f is not None)
         if not repair:
             # A reader trusts what the tree acknowledges (complete under the shared
             # lock); checking segments against it is the writer's and verify's job.
@@ -612,7 +677,9 @@ class Ledger:
     # -- helpers ------------------------------------------------------------------------------
     def _check_size(self, size: int) -> None:
         if not isinstance(size, int) or not 0 <= size <= self._size:
-            raise ProofUnavailable(f"tree size {size} is not available; the ledger holds {self._size} entries")
+            raise ProofUnavailable(
+                f"tree size {size} is not available; the ledger holds {self._size} entries"
+            )
 
     def _writable(self) -> None:
         if self._readonly:

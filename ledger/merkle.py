@@ -22,19 +22,19 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 __all__ = [
-    "HASH_SIZE",
     "EMPTY_ROOT",
+    "HASH_SIZE",
+    "consistency_path",
+    "consistency_proof",
+    "inclusion_path",
+    "inclusion_proof",
     "leaf_hash",
     "node_hash",
-    "root_hash",
-    "inclusion_proof",
-    "consistency_proof",
-    "verify_inclusion",
-    "verify_consistency",
     "root_from_inclusion",
-    "inclusion_path",
-    "consistency_path",
+    "root_hash",
     "split_point",
+    "verify_consistency",
+    "verify_inclusion",
 ]
 
 HASH_SIZE = 32

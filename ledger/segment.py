@@ -19,17 +19,17 @@ from ledger.entry import MAX_ENTRY_BYTES
 from ledger.errors import LedgerCorrupt
 
 __all__ = [
-    "MAGIC",
-    "HEADER_SIZE",
     "FRAME_HEADER",
-    "Frame",
+    "HEADER_SIZE",
+    "MAGIC",
     "Defect",
+    "Frame",
     "encode_frames",
-    "segment_name",
     "parse_segment_name",
-    "write_header",
     "read_header",
     "scan",
+    "segment_name",
+    "write_header",
 ]
 
 MAGIC = b"APLSEG1\n"

@@ -28,7 +28,7 @@ def leaf_position(i: int) -> int:
 
 
 def node_position(level: int, index: int) -> int:
-    """Slot of the perfect subtree of height ``level`` covering leaves ``[index<<level, (index+1)<<level)``."""
+    """Slot of the height-``level`` subtree over leaves ``[index << level, (index + 1) << level)``."""
     return leaf_position(((index + 1) << level) - 1) + level
 
 

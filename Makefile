@@ -1,0 +1,51 @@
+# The appliance: `make run` and `make test` are all a fresh machine needs.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+EXT     := ext/_merkle.pyx
+
+.PHONY: run test lint bench build sysdeps clean distclean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel
+
+# Debian packages: a C compiler and the OpenSSL headers for the Cython kernels.
+sysdeps:
+	@if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/openssl/evp.h ]; then \
+	  echo "installing build packages (gcc, libssl-dev, python3-dev)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libssl-dev python3-dev; \
+	fi
+
+$(STAMP): setup.py pyproject.toml | $(BIN)/python
+	$(MAKE) --no-print-directory sysdeps
+	$(BIN)/pip install -q 'Cython>=3.0' 'setuptools>=68' wheel
+	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	touch $@
+
+# Compiled kernels next to their sources; the pure-Python twins serve if this fails.
+build: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
+
+run: build
+	$(BIN)/appliance init --demo --if-missing
+	$(BIN)/appliance serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check ledger appliance ext bench tests setup.py
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: build lint
+	$(BIN)/python -m pytest -W error -q
+
+bench: build
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf build ext/*.c ext/*.so .pytest_cache .ruff_cache .mypy_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) var

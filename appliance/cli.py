@@ -1,0 +1,388 @@
+"""The ``appliance`` command: install, run and inspect a node.
+
+Exit codes: 0 success, 1 a check found a problem (``ledger verify``), 2 the
+input or the node's state is unusable (the message says what to fix). A
+traceback is never the answer to bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance.keys import ROLES
+from appliance.node import Node, NodeError
+from appliance.settings import Settings, SettingsError, load_settings
+from ledger import LedgerError
+from ledger.checkpoint import NoteVerifier, load_verifier
+from ledger.errors import CheckpointInvalid
+
+__all__ = ["cli", "main"]
+
+_CLI_ACTOR = "admin:cli"
+
+
+class CliError(click.ClickException):
+    """Unusable input or state: message on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        overrides: dict[str, Any] = {}
+        if obj.get("data_dir"):
+            overrides["node"] = {"data_dir": obj["data_dir"]}
+        try:
+            obj["settings"] = load_settings(obj.get("config"), **overrides)
+        except SettingsError as exc:
+            raise CliError(str(exc)) from None
+    return obj["settings"]
+
+
+@contextmanager
+def _node(ctx: click.Context, readonly: bool = False) -> Iterator[Node]:
+    try:
+        node = Node.open(_settings(ctx), readonly=readonly)
+    except (NodeError, LedgerError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield node
+    except LedgerError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        node.close()
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    envvar="APPLIANCE_CONFIG",
+    help="Settings file (YAML) over the defaults; env APPLIANCE_CONFIG.",
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Node data directory (overrides node.data_dir)."
+)
+@click.version_option("0.1.0", prog_name="appliance")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, data_dir: str | None) -> None:
+    """The appliance: privacy-first, provable, proactive customer service.
+
+    \b
+    First steps:
+      appliance init --demo      create a node with demo API keys
+      appliance serve            serve the HTTP API (and the scheduler)
+      appliance ledger verify    check the whole audit ledger offline
+
+    Settings come from config/appliance.yaml, then --config FILE, then
+    APPLIANCE_<SECTION>__<KEY> environment variables.
+    """
+    ctx.ensure_object(dict).update(config=config, data_dir=data_dir)
+
+
+# -- init / serve / scheduler --------------------------------------------------------------
+@cli.command()
+@click.option("--demo", is_flag=True, help="Also keep the API keys in demo-api-keys.json (0600) for `serve`.")
+@click.option("--if-missing", is_flag=True, help="Do nothing (exit 0) when the node already exists.")
+@click.pass_context
+def init(ctx: click.Context, demo: bool, if_missing: bool) -> None:
+    """Create a node: data dir, Ed25519 signing key, pseudonym key, one API key per role.
+
+    The API keys are printed once; only their hashes are stored.
+    """
+    settings = _settings(ctx)
+    if if_missing and Node.exists(settings):
+        click.echo(f"node already initialised in {settings.data_dir}")
+        return
+    try:
+        result = Node.init(settings, demo=demo)
+    except (NodeError, LedgerError, OSError) as exc:
+        raise CliError(f"init failed: {exc}") from None
+    click.echo(f"initialised node {result.origin} in {result.data_dir}")
+    click.echo(f"ledger public key: {result.vkey}")
+    click.echo("API keys (shown once; store them now):")
+    for role, token in result.api_keys.items():
+        click.echo(f"  {role:<10} {token}")
+
+
+@cli.command()
+@click.option("--host", help="Bind address (default from settings: 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default from settings: 8080).")
+@click.option("--workers", type=int, help="Gunicorn worker processes.")
+@click.option("--no-scheduler", is_flag=True, help="Do not start the scheduler process.")
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_scheduler: bool
+) -> None:
+    """Serve the HTTP API with gunicorn (and run the scheduler beside it)."""
+    from appliance.serve import serve as run_server
+
+    settings = _settings(ctx)
+    server = settings.server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    if not Node.exists(settings):
+        raise CliError(f"no node in {settings.data_dir}; run `appliance init` first")
+    run_server(settings, ctx.obj.get("config"), scheduler=not no_scheduler)
+
+
+@cli.command()
+@click.pass_context
+def scheduler(ctx: click.Context) -> None:
+    """Run the periodic jobs (checkpoint signing) in the foreground."""
+    from appliance.scheduler import run_scheduler
+
+    logging.basicConfig(level=_settings(ctx).logging.level, format="%(asctime)s %(name)s %(message)s")
+    with _node(ctx) as node:
+        run_scheduler(node)
+
+
+# -- keys ---------------------------------------------------------------------------------
+@cli.group()
+def keys() -> None:
+    """API keys and their roles."""
+
+
+@keys.command("list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """List API keys (ids and roles; secrets are never stored)."""
+    with _node(ctx, readonly=True) as node:
+        for k in node.keys.list():
+            click.echo(
+                f"{k.key_id}  {k.role:<10} {'revoked' if k.revoked else 'active ':<8} {k.created}  {k.label}"
+            )
+
+
+@keys.command("create")
+@click.argument("role", type=click.Choice(ROLES))
+@click.option("--label", default="", help="What the key is for.")
+@click.pass_context
+def keys_create(ctx: click.Context, role: str, label: str) -> None:
+    """Issue an API key for ROLE and print it once."""
+    with _node(ctx) as node:
+        key, token = node.keys.issue(role, label)
+        node.record(_CLI_ACTOR, "key.created", details={"key_id": key.key_id, "role": role})
+    click.echo(token)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke an API key by id."""
+    with _node(ctx) as node:
+        try:
+            key = node.keys.revoke(key_id)
+        except KeyError:
+            raise CliError(f"no API key {key_id!r}; see `appliance keys list`") from None
+        node.record(_CLI_ACTOR, "key.revoked", details={"key_id": key.key_id, "role": key.role})
+    click.echo(f"revoked {key_id}")
+
+
+# -- ledger -------------------------------------------------------------------------------
+@cli.group()
+def ledger() -> None:
+    """The audit ledger: head, proofs, evidence bundles, full verification."""
+
+
+def _checkpoint_json(signed: Any) -> dict[str, Any]:
+    cp = signed.checkpoint
+    return {
+        "origin": cp.origin,
+        "tree_size": cp.tree_size,
+        "root_hash": cp.root_hash.hex(),
+        "timestamp_ms": cp.timestamp_ms,
+        "note": signed.text,
+    }
+
+
+@ledger.command("head")
+@click.option("--sign", is_flag=True, help="Sign a fresh checkpoint first.")
+@click.pass_context
+def ledger_head(ctx: click.Context, sign: bool) -> None:
+    """Show the latest signed checkpoint (tree head) and the current size."""
+    with _node(ctx) as node:
+        signed = node.ledger.sign_checkpoint() if sign else node.ledger.latest_checkpoint()
+        out = {
+            "size": node.ledger.size,
+            "root_hash": node.ledger.root().hex(),
+            "checkpoint": _checkpoint_json(signed) if signed else None,
+        }
+    _echo_json(out)
+
+
+@ledger.command("append")
+@click.option("--action", required=True, help="Dotted verb, e.g. test.note")
+@click.option("--subject", multiple=True, help="Pseudonym kind:hex (repeatable).")
+@click.option("--details", default="{}", help="JSON object.")
+@click.pass_context
+def ledger_append(ctx: click.Context, action: str, subject: tuple[str, ...], details: str) -> None:
+    """Append an entry as the admin (for testing and drills)."""
+    try:
+        parsed = json.loads(details)
+    except ValueError as exc:
+        raise CliError(
+            f'--details is not JSON ({exc}); give an object such as \'{{"note": "drill"}}\''
+        ) from None
+    with _node(ctx) as node:
+        r = node.record(_CLI_ACTOR, action, list(subject), parsed)
+    _echo_json({"seq": r.seq, "leaf_hash": r.leaf_hash.hex(), "time": r.time})
+
+
+@ledger.command("prove")
+@click.option("--seq", type=click.IntRange(min=0), help="Entry to prove included.")
+@click.option("--from", "first", type=click.IntRange(min=0), help="Old tree size to prove consistent.")
+@click.option("--size", type=click.IntRange(min=0), help="Tree size (default: latest checkpoint).")
+@click.pass_context
+def ledger_prove(ctx: click.Context, seq: int | None, first: int | None, size: int | None) -> None:
+    """Print an inclusion proof (--seq) or a consistency proof (--from) as JSON."""
+    if (seq is None) == (first is None):
+        raise CliError("give exactly one of --seq N (inclusion) or --from M (consistency)")
+    with _node(ctx) as node:
+        led = node.ledger
+        if size is None:
+            latest = led.latest_checkpoint()
+            size = latest.checkpoint.tree_size if latest else led.size
+        if seq is not None:
+            path = led.inclusion_proof(seq, size)
+            _echo_json(
+                {
+                    "seq": seq,
+                    "tree_size": size,
+                    "leaf_hash": led.leaf_hash(seq).hex(),
+                    "root_hash": led.root(size).hex(),
+                    "path": [p.hex() for p in path],
+                }
+            )
+        else:
+            assert first is not None
+            path = led.consistency_proof(first, size)
+            _echo_json(
+                {
+                    "first": first,
+                    "second": size,
+                    "first_root": led.root(first).hex(),
+                    "second_root": led.root(size).hex(),
+                    "path": [p.hex() for p in path],
+                }
+            )
+
+
+@ledger.command("export")
+@click.option(
+    "--seq",
+    "seqs",
+    type=click.IntRange(min=0),
+    multiple=True,
+    required=True,
+    help="Entry to include (repeatable).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="Bundle file.")
+@click.pass_context
+def ledger_export(ctx: click.Context, seqs: tuple[int, ...], out: str) -> None:
+    """Write an evidence bundle that `appliance-verify bundle` checks offline."""
+    with _node(ctx) as node:
+        bundle = node.ledger.evidence_bundle(list(seqs))
+        vkey = node.vkey
+    Path(out).write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    click.echo(f"wrote {out} ({len(seqs)} entr{'y' if len(seqs) == 1 else 'ies'}); verify with:")
+    click.echo(f"  appliance-verify bundle {out} --pubkey <file holding: {vkey}>")
+
+
+@ledger.command("pubkey")
+@click.pass_context
+def ledger_pubkey(ctx: click.Context) -> None:
+    """Print the node's checkpoint verifier key (C2SP vkey) for auditors."""
+    with _node(ctx, readonly=True) as node:
+        click.echo(node.vkey)
+
+
+@ledger.command("verify")
+@click.option(
+    "--pubkey",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Verifier key file (default: the node's ledger.pub).",
+)
+@click.option(
+    "--path",
+    "ledger_path",
+    type=click.Path(exists=True, file_okay=False),
+    help="A ledger directory to check instead of the node's.",
+)
+@click.pass_context
+def ledger_verify(ctx: click.Context, pubkey: str | None, ledger_path: str | None) -> None:
+    """Re-derive the chain, the tree and every checkpoint signature; name the first bad item."""
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    from ledger.verify import verify_ledger
+
+    if ledger_path is None:
+        data_dir = _settings(ctx).data_dir
+        ledger_path = str(Node.paths(data_dir)["ledger"])
+        pubkey = pubkey or str(Node.paths(data_dir)["vkey"])
+    verifier = _load_verifier(pubkey)
+    if not os.path.exists(os.path.join(ledger_path, "LEDGER")):
+        raise CliError(f"{ledger_path} holds no ledger; give --path or initialise a node")
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        console=None,
+    ) as bar:
+        task = bar.add_task("verifying", total=1.0)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done / total)
+
+        report = verify_ledger(ledger_path, verifier, progress)
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if report.ok:
+        click.echo(
+            f"OK: {report.entries} entries, {report.checkpoints} checkpoints, root {report.root_hash.hex()}"
+        )
+        return
+    for p in report.problems:
+        click.echo(f"INVALID: {p}")
+    ctx.exit(1)
+
+
+def _load_verifier(path: str | None) -> NoteVerifier | None:
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        return load_verifier(Path(path).read_text(encoding="utf-8").strip())
+    except (CheckpointInvalid, OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: not a verifier key ({exc})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the CLI, map uncaught domain errors to exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="appliance", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
