@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from appliance.keys import ROLES
+from appliance.logs import configure_logging
 from appliance.node import Node, NodeError
 from appliance.settings import Settings, SettingsError, load_settings
 from ledger import LedgerError
@@ -148,7 +149,7 @@ def scheduler(ctx: click.Context) -> None:
     """Run the periodic jobs (checkpoint signing) in the foreground."""
     from appliance.scheduler import run_scheduler
 
-    logging.basicConfig(level=_settings(ctx).logging.level, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(_settings(ctx).logging.level)
     with _node(ctx) as node:
         run_scheduler(node)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from appliance.logs import configure_logging
 from appliance.node import Node
 from appliance.settings import Settings
 
@@ -56,6 +57,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from appliance.server import create_app
 
+        configure_logging(self.settings.logging.level)
         return create_app(self.settings)
 
     def _env(self) -> dict[str, str]:

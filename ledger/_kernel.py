@@ -20,10 +20,12 @@ IMPLEMENTATION = "py"
 
 if os.environ.get("APPLIANCE_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
     try:
+        from ext import _chain as _compiled_chain
         from ext import _merkle as _compiled
-    except ImportError:  # no compiler at install time: the twin serves
+    except ImportError:  # no compiler at install time: the twins serve
         pass
     else:
         hash_leaves = _compiled.hash_leaves
         extend_tree = _compiled.extend_tree
+        encode_chain = _compiled_chain.encode_chain
         IMPLEMENTATION = "c"

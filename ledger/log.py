@@ -250,8 +250,17 @@ class Ledger:
     def readonly(self) -> bool:
         return self._readonly
 
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._stopping
+
+    def _open(self) -> None:
+        if self._closed:
+            raise LedgerClosed("the ledger is closed")
+
     def refresh(self) -> int:
         """Pick up entries and checkpoints that other processes appended; returns the size."""
+        self._open()
         if self._tree.stored_leaves() != self._size or self._ckp_changed():
             with self._mutex, self._locked(exclusive=False):
                 self._recover(full=False, repair=False)
@@ -264,6 +273,7 @@ class Ledger:
 
     def raw_entry(self, seq: int) -> bytes:
         """The exact stored bytes of entry ``seq`` (what its leaf hash covers)."""
+        self._open()
         size = self._size
         if not isinstance(seq, int) or not 0 <= seq < size:
             raise ProofUnavailable(f"entry {seq} does not exist; the ledger holds entries 0..{size - 1}")
@@ -280,6 +290,7 @@ class Ledger:
         return payload
 
     def leaf_hash(self, seq: int) -> bytes:
+        self._open()
         if not 0 <= seq < self._size:
             raise ProofUnavailable(
                 f"entry {seq} does not exist; the ledger holds entries 0..{self._size - 1}"
@@ -480,49 +491,21 @@ class Ledger:
             if self._seg_offset >= self._max_segment_bytes:
                 self._roll_segment()
             stamp = utc_timestamp()
-            first = seq = self._w_size
+            first = self._w_size
             prev = self._prev
-            old_offset = off = self._seg_offset
-            # Frames, offsets and leaves are built in place: holding on to each
-            # encoded entry as its own bytes object costs more than encoding it.
-            frames = bytearray()
-            offsets = bytearray()
-            leaves = bytearray()
-            sha, dumps, crc, pack_head, pack_off = (
-                hashlib.sha256,
-                canonical_json,
-                zlib.crc32,
-                _FRAME.pack,
-                _U64.pack,
-            )
-            for actor, action, subject, details, request_id in fields:
-                raw = dumps(
-                    {
-                        "action": action,
-                        "actor": actor,
-                        "details": details,
-                        "prev": prev,
-                        "request_id": request_id,
-                        "seq": seq,
-                        "subject": subject,
-                        "time": stamp,
-                    }
+            old_offset = self._seg_offset
+            try:
+                frames, offsets, leaves, prev, off = _kernel.encode_chain(
+                    fields, prev, first, stamp, old_offset, MAX_ENTRY_BYTES, canonical_json
                 )
-                n = len(raw)
-                if n > MAX_ENTRY_BYTES:
-                    raise EntryInvalid(
-                        f"entry for {action!r} is {n} bytes; at most {MAX_ENTRY_BYTES} "
-                        "(record digests of large data, not the data)"
-                    )
-                leaf = sha(b"\x00" + raw).digest()
-                frames += pack_head(n, crc(raw))
-                frames += raw
-                offsets += pack_off(off)
-                leaves += leaf
-                off += FRAME_HEADER + n
-                prev = leaf.hex()
-                seq += 1
-            nodes, frontier = _kernel.extend_tree(self._frontier, first, bytes(leaves))
+            except ValueError as exc:
+                i, n = exc.args
+                raise EntryInvalid(
+                    f"entry for {fields[i][1]!r} is {n} bytes; at most {MAX_ENTRY_BYTES} "
+                    "(record digests of large data, not the data)"
+                ) from None
+            seq = first + len(fields)
+            nodes, frontier = _kernel.extend_tree(self._frontier, first, leaves)
             try:
                 _write_all(self._seg_fd, frames, old_offset)
                 os.fdatasync(self._seg_fd)
@@ -535,7 +518,7 @@ class Ledger:
             self._size = self._w_size = seq
             self._prev, self._frontier = prev, frontier
             self._seg_offset = off
-            return BatchReceipt(first, seq - first, bytes(leaves), stamp)
+            return BatchReceipt(first, seq - first, leaves, stamp)
 
     def _undo(self, size: int, offset: int) -> None:
         try:
@@ -676,6 +659,7 @@ class Ledger:
 
     # -- helpers ------------------------------------------------------------------------------
     def _check_size(self, size: int) -> None:
+        self._open()
         if not isinstance(size, int) or not 0 <= size <= self._size:
             raise ProofUnavailable(
                 f"tree size {size} is not available; the ledger holds {self._size} entries"

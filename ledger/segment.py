@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.entry import MAX_ENTRY_BYTES
 from ledger.errors import LedgerCorrupt
@@ -39,8 +40,7 @@ _HEAD = struct.Struct(">II")
 _SEQ = struct.Struct(">Q")
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     offset: int
     payload: bytes
 
@@ -89,7 +89,7 @@ def read_header(data: bytes, path: str) -> int:
 def scan(data: bytes | memoryview, start: int = HEADER_SIZE) -> tuple[list[Frame], Defect | None]:
     """Frames from ``start`` to the first defect (or the end) of a segment's bytes."""
     frames: list[Frame] = []
-    view = memoryview(data)
+    view = data if isinstance(data, bytes) else bytes(data)  # bytes slices copy once
     end = len(view)
     off = start
     unpack, crc = _HEAD.unpack_from, zlib.crc32
@@ -101,15 +101,9 @@ def scan(data: bytes | memoryview, start: int = HEADER_SIZE) -> tuple[list[Frame
             return frames, Defect(off, f"frame length {length} is impossible")
         if off + FRAME_HEADER + length > end:
             return frames, Defect(off, "frame cut short")
-        payload = bytes(view[off + FRAME_HEADER : off + FRAME_HEADER + length])
+        payload = view[off + FRAME_HEADER : off + FRAME_HEADER + length]
         if crc(payload) != checksum:
             return frames, Defect(off, "frame checksum mismatch")
-        frames.append(Frame(off, payload))
+        frames.append(Frame(off, payload))  # noqa: PERF401 - the early returns need the loop
         off += FRAME_HEADER + length
     return frames, None
-
-
-def iter_payloads(data: bytes, start: int = HEADER_SIZE) -> Iterator[bytes]:
-    frames, _ = scan(data, start)
-    for f in frames:
-        yield f.payload

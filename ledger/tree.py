@@ -13,6 +13,7 @@ size is read from O(log n) stored nodes: the log is never rehashed.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Sequence
 
@@ -53,6 +54,10 @@ class TreeFile:
     def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self._fd = fd
+        # Reads go through a read-only map of the file (no syscall per node). It is
+        # replaced, never closed, when the file grew past it: a reader in another
+        # thread may still hold the old one, and only acknowledged slots are read.
+        self._map: mmap.mmap | None = None
 
     @classmethod
     def open(cls, path: str, *, readonly: bool = False) -> TreeFile:
@@ -60,6 +65,7 @@ class TreeFile:
         return cls(path, os.open(path, flags | os.O_CLOEXEC, 0o600))
 
     def close(self) -> None:
+        self._map = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -70,7 +76,10 @@ class TreeFile:
         return leaves_for_slots(os.fstat(self._fd).st_size // HASH_SIZE)
 
     def truncate(self, leaves: int) -> None:
-        os.ftruncate(self._fd, slots_for(leaves) * HASH_SIZE)
+        size = slots_for(leaves) * HASH_SIZE
+        if os.fstat(self._fd).st_size != size:
+            self._map = None  # never touch pages past a new end (SIGBUS)
+            os.ftruncate(self._fd, size)
 
     def append(self, data: bytes, leaves_before: int) -> None:
         """Write post-order node bytes for the leaves after ``leaves_before``."""
@@ -85,11 +94,19 @@ class TreeFile:
         os.fdatasync(self._fd)
 
     # -- reads --------------------------------------------------------------------------
+    def _mapped(self, end: int) -> mmap.mmap:
+        m = self._map
+        if m is None or len(m) < end:
+            size = os.fstat(self._fd).st_size
+            if size < end:
+                raise LedgerCorrupt(f"{self.path}: node slot {end // HASH_SIZE - 1} is missing "
+                                    "(the file is shorter than the log)")
+            m = self._map = mmap.mmap(self._fd, size, prot=mmap.PROT_READ)
+        return m
+
     def _slot(self, pos: int) -> bytes:
-        h = os.pread(self._fd, HASH_SIZE, pos * HASH_SIZE)
-        if len(h) != HASH_SIZE:
-            raise LedgerCorrupt(f"{self.path}: node slot {pos} is missing (file shorter than the log)")
-        return h
+        start = pos * HASH_SIZE
+        return self._mapped(start + HASH_SIZE)[start : start + HASH_SIZE]
 
     def node(self, level: int, index: int) -> bytes:
         return self._slot(node_position(level, index))
@@ -102,7 +119,7 @@ class TreeFile:
         if start >= end:
             return []
         first, last = leaf_position(start), leaf_position(end - 1)
-        raw = os.pread(self._fd, (last - first + 1) * HASH_SIZE, first * HASH_SIZE)
+        raw = self._mapped((last + 1) * HASH_SIZE)[first * HASH_SIZE : (last + 1) * HASH_SIZE]
         return [raw[(leaf_position(i) - first) * HASH_SIZE :][:HASH_SIZE] for i in range(start, end)]
 
     def frontier(self, size: int) -> list[bytes]:

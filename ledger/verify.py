@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ledger import _kernel
 from ledger.checkpoint import NoteVerifier, parse_checkpoint
-from ledger.entry import EntryInvalid, parse_entry
+from ledger.entry import EntryInvalid, entry_link
 from ledger.errors import CheckpointInvalid, LedgerError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
 from ledger.segment import HEADER_SIZE, parse_segment_name, read_header, scan, segment_name
@@ -121,27 +121,32 @@ def verify_ledger(
         bad = False
         for i, frame in enumerate(frames):
             try:
-                e = parse_entry(frame.payload)
+                e_seq, e_prev = entry_link(frame.payload)
             except EntryInvalid as exc:
                 report.problems.append(f"entry {seq} ({name} offset {frame.offset}): {exc}")
                 bad = True
                 break
-            if e.seq != seq:
-                report.problems.append(f"entry {seq} ({name} offset {frame.offset}): records seq {e.seq}")
+            if e_seq != seq:
+                report.problems.append(f"entry {seq} ({name} offset {frame.offset}): records seq {e_seq}")
                 bad = True
                 break
-            if e.prev != prev:
+            if e_prev != prev:
                 report.problems.append(
                     f"entry {seq} ({name} offset {frame.offset}): prev does not match the hash of entry "
                     f"{seq - 1}; the chain is broken here"
                 )
                 bad = True
                 break
-            if index_ok and index[seq * 8 : seq * 8 + 8] != struct.pack(">Q", frame.offset):
-                report.problems.append(f"index.bin: offset of entry {seq} is wrong")
-                index_ok = False
             prev = leaves[32 * i : 32 * i + 32].hex()
             seq += 1
+        checked = frames[: seq - first]
+        if index_ok and checked:
+            expected = struct.pack(f">{len(checked)}Q", *(f.offset for f in checked))
+            if index[first * 8 : seq * 8] != expected:
+                at = next(i for i in range(len(checked)) if index[(first + i) * 8 : (first + i + 1) * 8]
+                          != expected[i * 8 : i * 8 + 8])
+                report.problems.append(f"index.bin: offset of entry {first + at} is wrong")
+                index_ok = False
         if bad:
             break
         if defect is not None:
@@ -178,7 +183,7 @@ def verify_ledger(
     report.entries = seq
     if seq < acked and not report.problems:
         report.problems.append(f"tree.bin covers {acked} entries but the segments hold only {seq}")
-    if index_ok and len(index) // 8 != seq:
+    if index_ok and not report.problems and len(index) // 8 != seq:
         report.warnings.append(f"index.bin holds {len(index) // 8} offsets for {seq} entries")
     report.root_hash = _fold(frontier) if frontier else EMPTY_ROOT
     _verify_checkpoints(path, report, verifier, tree if tree_ok else None, seq)

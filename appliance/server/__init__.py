@@ -1,0 +1,40 @@
+"""The HTTP layer: a Flask app factory over one :class:`~appliance.node.Node`.
+
+Only this package imports Flask. It authenticates, validates and maps errors;
+everything it does is a call on the node, so the node stays usable from Python
+(and the CLI) without it. Under gunicorn each worker calls :func:`create_app`
+and opens its own node; tests pass their own settings and node.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from flask import Flask
+
+from appliance.node import Node
+from appliance.server.context import EXTENSION, init_request_context
+from appliance.server.errors import register_error_handlers
+from appliance.server.routes import BLUEPRINTS
+from appliance.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, node: Node | None = None) -> Flask:
+    """Build the app; opens (and at exit closes) a node only if none is given: a given one is the caller's."""
+    if settings is None:
+        settings = node.settings if node is not None else load_settings()
+    owned = node is None
+    if node is None:
+        node = Node.open(settings)
+        atexit.register(node.close)
+    app = Flask("appliance.server")
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.extensions[EXTENSION] = node
+    app.extensions["appliance.owns_node"] = owned
+    init_request_context(app)
+    register_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app

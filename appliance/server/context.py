@@ -1,0 +1,73 @@
+"""Per-app and per-request state: the node and the request id.
+
+The node lives in ``app.extensions["appliance"]`` (as Flask extensions keep
+their state) so handlers never reach for a module global, and a test can run
+several apps side by side. The request id ties a response, the log lines and
+the ledger entry of one request together; a caller's own id is kept when it is
+safe to echo and to store in the ledger, otherwise one is made up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from flask import Flask, Response, current_app, g, has_request_context, request
+
+from appliance.node import Node
+
+__all__ = ["EXTENSION", "REQUEST_ID_HEADER", "current_node", "init_request_context", "request_id"]
+
+EXTENSION = "appliance"
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+log = logging.getLogger("appliance.server")
+
+
+def current_node() -> Node:
+    """The node this app serves."""
+    node: Node = current_app.extensions[EXTENSION]
+    return node
+
+
+def request_id() -> str:
+    """The current request's id, taken from ``X-Request-Id`` when well-formed, else ``req_<16 hex>``."""
+    if not has_request_context():
+        return "none"
+    rid: str | None = g.get("request_id")
+    if rid is None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = incoming if _SAFE_ID.fullmatch(incoming) else f"req_{secrets.token_hex(8)}"
+        g.request_id = rid
+    return rid
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    request_id()
+
+
+def _finish(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    key = g.get("api_key")
+    elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    # Path only: no query string, no headers (tokens travel in headers).
+    log.info(
+        "%s %s %s request_id=%s key=%s %.1fms",
+        request.method,
+        request.path,
+        response.status_code,
+        request_id(),
+        key.key_id if key is not None else "-",
+        elapsed,
+    )
+    return response
+
+
+def init_request_context(app: Flask) -> None:
+    """Give every request an id and every response its ``X-Request-Id`` header and an access-log line."""
+    app.before_request(_start)
+    app.after_request(_finish)

@@ -1,0 +1,209 @@
+"""Every error the HTTP layer returns, as RFC 9457 problem+json.
+
+Domain packages raise their own errors with no HTTP status; :data:`ERRORS` is
+the one table that gives them one. Clients key on the stable ``type`` URL,
+so a slug, once published, never changes meaning. Messages of errors caused
+by the caller (an entry the ledger refused, a proof beyond the log) are
+returned as ``detail`` because they say what to fix; messages of server-side
+failures may name files and internals, so they go to the log only and the
+body carries the request id to quote to an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from pydantic import BaseModel
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from appliance.server.context import request_id
+from ledger.errors import (
+    ChainBroken,
+    CheckpointInvalid,
+    EntryInvalid,
+    LedgerClosed,
+    LedgerCorrupt,
+    LedgerError,
+    ProofUnavailable,
+)
+
+__all__ = [
+    "ERRORS",
+    "PROBLEM_BASE",
+    "PROBLEM_MEDIA_TYPE",
+    "HTTPProblem",
+    "Kind",
+    "Problem",
+    "ProblemItem",
+    "problem_response",
+    "register_error_handlers",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://appliance.local/problems/"
+
+log = logging.getLogger("appliance.server")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one class of error looks on the wire; ``expose`` lets the exception's message be the detail."""
+
+    status: int
+    slug: str
+    title: str
+    expose: bool = False
+
+
+_UNAVAILABLE = Kind(503, "ledger-unavailable", "Ledger unavailable")
+
+#: Domain error → problem; looked up along the exception's MRO, so a subclass not listed maps as its root.
+ERRORS: Mapping[type[BaseException], Kind] = {
+    EntryInvalid: Kind(422, "invalid-entry", "Entry refused by the ledger", expose=True),
+    ProofUnavailable: Kind(404, "not-in-log", "Not in the log", expose=True),
+    ChainBroken: _UNAVAILABLE,
+    CheckpointInvalid: _UNAVAILABLE,
+    LedgerCorrupt: _UNAVAILABLE,
+    LedgerClosed: _UNAVAILABLE,
+    LedgerError: _UNAVAILABLE,
+    # Storage failures (including reads on a ledger whose files were closed) are transient to a client.
+    OSError: Kind(503, "storage-unavailable", "Storage unavailable"),
+}
+
+#: werkzeug's HTTP errors, by status; others get a slug made from their name.
+_HTTP_SLUGS: Mapping[int, str] = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+}
+
+_INTERNAL = Kind(500, "internal-error", "Internal server error")
+_GENERIC_DETAIL = "the server could not complete the request; quote the request id to the node's operator"
+
+
+class ProblemItem(BaseModel):
+    """One validation failure: where (``["query", "seq"]``) and what; never the rejected value."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """The body :func:`problem_response` builds, as the OpenAPI document describes it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    errors: list[ProblemItem] | None = None
+
+
+class HTTPProblem(Exception):
+    """Raised by the HTTP layer itself (auth, validation) to answer with one specific problem."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.kind = Kind(status, slug, title, expose=True)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+
+def problem_response(
+    kind: Kind,
+    detail: str,
+    *,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Build the problem+json response; the single place its shape is defined."""
+    rid = request_id()
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind.slug,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+        "instance": request.path,
+        "request_id": rid,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    response = Response(current_app.json.dumps(body), kind.status, mimetype=PROBLEM_MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
+def _kind_of(exc: BaseException) -> Kind | None:
+    for cls in type(exc).__mro__:
+        kind = ERRORS.get(cls)
+        if kind is not None:
+            return kind
+    return None
+
+
+def _from_http(exc: HTTPException) -> Response:
+    if isinstance(exc, InternalServerError) or exc.code is None:
+        return _internal(getattr(exc, "original_exception", None) or exc)
+    status = exc.code
+    slug = _HTTP_SLUGS.get(status) or (exc.name or "error").lower().replace(" ", "-")
+    kind = Kind(status, slug, exc.name or "Error")
+    # Keep werkzeug's headers (Allow on 405, ...) but not its HTML content type.
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    detail = exc.description or kind.title
+    if status == 404:
+        detail = f"no resource at {request.path}; the API is described at /openapi.json"
+    elif status == 413:
+        detail = f"the body exceeds {current_app.config['MAX_CONTENT_LENGTH']} bytes (server.max_body_bytes)"
+    log.info("problem %s %s request_id=%s", status, slug, request_id())
+    return problem_response(kind, detail, headers=headers)
+
+
+def _internal(exc: BaseException) -> Response:
+    log.error("unexpected error, request_id=%s", request_id(), exc_info=exc)
+    return problem_response(_INTERNAL, _GENERIC_DETAIL)
+
+
+def handle_exception(exc: Exception) -> Response:
+    """Turn any exception raised while serving a request into a problem response."""
+    if isinstance(exc, HTTPProblem):
+        log.info("problem %s %s request_id=%s", exc.kind.status, exc.kind.slug, request_id())
+        return problem_response(exc.kind, exc.detail, errors=exc.errors, headers=exc.headers)
+    if isinstance(exc, HTTPException):
+        return _from_http(exc)
+    kind = _kind_of(exc)
+    if kind is None:
+        return _internal(exc)
+    if kind.expose:
+        # Caller errors: the type is enough in the log (the message may echo what the caller sent).
+        log.info("problem %s %s (%s) request_id=%s", kind.status, kind.slug, type(exc).__name__, request_id())
+        return problem_response(kind, str(exc))
+    log.error("%s request_id=%s", kind.slug, request_id(), exc_info=exc)
+    return problem_response(kind, f"{kind.title.lower()}; quote the request id to the node's operator")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """One handler for everything, so no error path can fall back to HTML or a traceback."""
+    app.register_error_handler(Exception, handle_exception)
+    app.register_error_handler(InternalServerError, handle_exception)

@@ -1,0 +1,11 @@
+"""The API's blueprints, one per resource; :func:`appliance.server.create_app` registers them in order."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from appliance.server.routes import health, ledger, meta
+
+__all__ = ["BLUEPRINTS"]
+
+BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, meta.bp, ledger.bp)

@@ -1,0 +1,23 @@
+"""`make bench`: every benchmark, one after the other, with the machine they ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [["bench_tree.py"], ["bench_ledger.py", *sys.argv[1:]]]
+
+print(
+    f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+    f"{platform.platform()}",
+    flush=True,
+)
+status = 0
+for bench in BENCHES:
+    print(f"\n=== {bench[0]} ===", flush=True)
+    status |= subprocess.call([sys.executable, str(HERE / bench[0]), *bench[1:]])
+sys.exit(status)

@@ -1,0 +1,148 @@
+"""The real thing: `appliance serve` (gunicorn, 2 workers, scheduler) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from ledger.verify import verify_ledger
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("live") / "node"
+    env = dict(os.environ, APPLIANCE_NODE__DATA_DIR=str(data), APPLIANCE_LEDGER__CHECKPOINT_INTERVAL_SECONDS="1",
+               APPLIANCE_SERVER__MAX_BODY_BYTES="65536")
+    subprocess.run([BIN / "appliance", "init", "--demo"], env=env, check=True, capture_output=True)
+    keys = json.loads((data / "demo-api-keys.json").read_text())
+    port = _free_port()
+    log = data.parent / "server.log"
+    with open(log, "wb") as out:  # a file, not a pipe nobody drains
+        proc = subprocess.Popen([BIN / "appliance", "serve", "--port", str(port), "--workers", "2"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
+        time.sleep(0.2)
+    yield {"base": base, "keys": keys, "data": data, "env": env, "proc": proc, "log": log}
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("the server did not stop on SIGTERM within 20 s")
+    # The scheduler process went with it.
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _h(server, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server['keys'][role]}"}
+
+
+def test_health_and_openapi_are_public(server):
+    r = requests.get(server["base"] + "/healthz", timeout=5)
+    assert r.json()["status"] == "ok" and r.headers["X-Request-Id"]
+    doc = requests.get(server["base"] + "/openapi.json", timeout=5).json()
+    assert "/v1/ledger/proofs/inclusion" in doc["paths"]
+    assert "appliance serving on http://127.0.0.1" in server["log"].read_text()
+    assert server["keys"]["auditor"] in server["log"].read_text()  # make run prints the demo keys
+
+
+def test_concurrent_appends_across_workers_are_all_recorded(server):
+    def append(i: int) -> int:
+        r = requests.post(server["base"] + "/v1/ledger/entries", headers=_h(server, "admin"),
+                          json={"action": "test.live", "subject": [], "details": {"i": i}}, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()["seq"]
+
+    with ThreadPoolExecutor(16) as pool:
+        seqs = list(pool.map(append, range(200)))
+    assert len(set(seqs)) == 200
+    # The scheduler process signs a checkpoint covering them within a few seconds.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        cp = requests.get(server["base"] + "/v1/ledger/checkpoint", headers=_h(server, "auditor"), timeout=5).json()
+        if cp["tree_size"] > max(seqs):
+            break
+        time.sleep(0.5)
+    assert cp["tree_size"] > max(seqs), "the scheduler did not sign a checkpoint"
+
+
+def test_bundle_verifies_offline_and_tampering_fails(server, tmp_path):
+    r = requests.get(server["base"] + "/v1/ledger/bundles/3", headers=_h(server, "auditor"), timeout=10)
+    assert r.status_code == 200
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(r.content)
+    pub = server["data"] / "ledger.pub"
+    ok = subprocess.run([BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = json.loads(r.content)
+    doc["entries"][0]["entry"] = doc["entries"][0]["entry"].replace('"seq":3', '"seq":4')
+    bundle.write_text(json.dumps(doc))
+    bad = subprocess.run([BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout.startswith("INVALID")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("get", "/v1/ledger/entries/abc", {}, 400),
+        ("get", "/v1/ledger/entries/999999999", {}, 404),
+        ("get", "/v1/ledger/proofs/inclusion?seq=5&size=2", {}, 404),
+        ("get", "/v1/ledger/proofs/consistency?first=9&second=2", {}, 400),
+        ("get", "/v1/ledger/proofs/inclusion?seq=ff&size=1", {}, 400),
+        ("post", "/v1/ledger/entries", {"data": b"x" * 70_000, "headers": {"Content-Type": "application/json"}}, 413),
+        ("post", "/v1/ledger/entries", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ("post", "/v1/ledger/entries", {"json": {"action": "x.y", "subject": ["13800138000"], "details": {}}}, 422),
+    ],
+)
+def test_bad_input_gets_problem_json_from_the_real_server(server, method, path, kwargs, status):
+    role = "admin" if method == "post" else "auditor"
+    headers = {**_h(server, role), **kwargs.pop("headers", {})}
+    r = getattr(requests, method)(server["base"] + path, headers=headers, timeout=10, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["request_id"] == r.headers["X-Request-Id"]
+    assert "Traceback" not in r.text
+
+
+def test_wrong_role_and_no_key_are_refused(server):
+    assert requests.get(server["base"] + "/v1/ledger/checkpoint", timeout=5).status_code == 401
+    r = requests.get(server["base"] + "/v1/ledger/checkpoint", headers=_h(server, "agent"), timeout=5)
+    assert r.status_code == 403
+
+
+def test_ledger_verifies_while_the_server_runs(server):
+    report = verify_ledger(str(server["data"] / "ledger"))
+    assert report.ok, report.problems
+    out = subprocess.run([BIN / "appliance", "ledger", "verify"], env=server["env"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("OK:")

@@ -1,0 +1,140 @@
+"""API keys and roles: who may call what, from one table, and how refusals look."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from appliance.keys import ROLES
+
+if TYPE_CHECKING:
+    from conftest import ServerEnv
+    from werkzeug.test import TestResponse
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    url: str
+    rule: str  # as in app.url_map, to check the table covers every route
+    allowed: frozenset[str]
+    json: dict[str, Any] | None = field(default=None)
+
+
+#: THE access table of the ledger API. A route added to the server must be added here.
+LEDGER_ROUTES = (
+    Route("GET", "/v1/ledger/checkpoint", "/v1/ledger/checkpoint", frozenset({"auditor"})),
+    Route("POST", "/v1/ledger/checkpoints", "/v1/ledger/checkpoints", frozenset({"auditor", "admin"})),
+    Route("GET", "/v1/ledger/entries/0", "/v1/ledger/entries/<seq>", frozenset({"auditor"})),
+    Route(
+        "POST", "/v1/ledger/entries", "/v1/ledger/entries", frozenset({"admin"}), {"action": "test.probed"}
+    ),
+    Route("GET", "/v1/ledger/proofs/inclusion?seq=0", "/v1/ledger/proofs/inclusion", frozenset({"auditor"})),
+    Route(
+        "GET",
+        "/v1/ledger/proofs/consistency?first=1",
+        "/v1/ledger/proofs/consistency",
+        frozenset({"auditor"}),
+    ),
+    Route("GET", "/v1/ledger/bundles/0", "/v1/ledger/bundles/<seq>", frozenset({"auditor"})),
+)
+PUBLIC_ROUTES = ("/healthz", "/openapi.json")
+
+
+def _call(env: ServerEnv, route: Route, headers: dict[str, str]) -> TestResponse:
+    return env.client.open(route.url, method=route.method, headers=headers, json=route.json)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", LEDGER_ROUTES, ids=lambda r: f"{r.method} {r.rule}")
+def test_role_matrix(shared_env: ServerEnv, route: Route, role: str) -> None:
+    resp = _call(shared_env, route, shared_env.auth(role))
+    if role in route.allowed:
+        assert 200 <= resp.status_code < 300, resp.get_data(as_text=True)
+    else:
+        body = shared_env.problem(resp, 403, "forbidden")
+        assert role in body["detail"]
+
+
+def test_table_covers_every_ledger_route_and_matches_the_document(shared_env: ServerEnv) -> None:
+    served = {
+        (r.rule, m)
+        for r in shared_env.app.url_map.iter_rules()
+        if r.rule.startswith("/v1/")
+        for m in (r.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert served == {(r.rule, r.method) for r in LEDGER_ROUTES}
+    doc = shared_env.client.get("/openapi.json").get_json()
+    for r in LEDGER_ROUTES:
+        path = r.rule.replace("<seq>", "{seq}")
+        assert set(doc["paths"][path][r.method.lower()]["x-roles"]) == r.allowed
+
+
+@pytest.mark.parametrize("route", LEDGER_ROUTES, ids=lambda r: f"{r.method} {r.rule}")
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer apl_000000000000_notarealkeynotarealkeynotarealkey"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic YWRtaW46YWRtaW4="},
+        {"Authorization": "Bearer "},
+        {"X-API-Key": "garbage"},
+    ],
+    ids=["missing", "unknown", "malformed", "basic-scheme", "empty-bearer", "bad-x-api-key"],
+)
+def test_missing_or_invalid_key_is_401(shared_env: ServerEnv, route: Route, headers: dict[str, str]) -> None:
+    resp = _call(shared_env, route, headers)
+    shared_env.problem(resp, 401, "unauthorized")
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_revoked_key_is_401(env: ServerEnv) -> None:
+    key, token = env.node.keys.issue("auditor", label="to revoke")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert env.client.get("/v1/ledger/checkpoint", headers=headers).status_code == 200
+    env.node.keys.revoke(key.key_id)
+    env.problem(env.client.get("/v1/ledger/checkpoint", headers=headers), 401, "unauthorized")
+
+
+def test_x_api_key_header_authenticates(shared_env: ServerEnv) -> None:
+    resp = shared_env.client.get("/v1/ledger/checkpoint", headers={"X-API-Key": shared_env.tokens["auditor"]})
+    assert resp.status_code == 200
+
+
+def test_scheme_is_case_insensitive(shared_env: ServerEnv) -> None:
+    headers = {"Authorization": f"bearer {shared_env.tokens['auditor']}"}
+    assert shared_env.client.get("/v1/ledger/checkpoint", headers=headers).status_code == 200
+
+
+def test_two_different_keys_are_refused(shared_env: ServerEnv) -> None:
+    headers = {**shared_env.auth("auditor"), "X-API-Key": shared_env.tokens["admin"]}
+    shared_env.problem(shared_env.client.get("/v1/ledger/checkpoint", headers=headers), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("url", PUBLIC_ROUTES)
+def test_public_routes_need_no_key(shared_env: ServerEnv, url: str) -> None:
+    assert shared_env.client.get(url).status_code == 200
+
+
+def test_actor_of_appended_entry_is_the_key_not_the_token(env: ServerEnv) -> None:
+    resp = env.client.post("/v1/ledger/entries", headers=env.auth("admin"), json={"action": "test.done"})
+    seq = resp.get_json()["seq"]
+    entry = env.client.get(f"/v1/ledger/entries/{seq}", headers=env.auth("auditor")).get_json()
+    key = env.node.keys.authenticate(env.tokens["admin"])
+    assert key is not None
+    assert entry["entry"]["actor"] == key.actor
+    assert env.tokens["admin"] not in entry["raw"]
+
+
+def test_tokens_never_reach_the_log(env: ServerEnv, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    env.client.get("/v1/ledger/checkpoint", headers=env.auth("auditor"))
+    env.client.get("/v1/ledger/checkpoint", headers=env.auth("ops"))
+    env.client.get("/v1/ledger/checkpoint", headers={"Authorization": "Bearer apl_abc_leakedtoken"})
+    assert caplog.records, "the server logs requests"
+    for token in [*env.tokens.values(), "apl_abc_leakedtoken"]:
+        assert token not in caplog.text
