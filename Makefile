@@ -40,6 +40,9 @@ lint: $(STAMP)
 
 test: build lint
 	$(BIN)/python -m pytest -W error -q
+	@echo "--- again without the compiled kernels (the pure-Python install) ---"
+	APPLIANCE_NO_EXTENSIONS=1 $(BIN)/python -m pytest -W error -q -p no:cacheprovider tests/unit/ledger/test_log.py \
+	  tests/unit/ledger/test_recovery.py tests/unit/ledger/test_verify_ledger.py tests/integration/test_crash_safety.py
 
 bench: build
 	$(BIN)/python bench/run.py

@@ -45,8 +45,7 @@ def extensions() -> list:
     from setuptools import Extension
 
     exts = [
-        Extension("ext._chain", ["ext/_chain.pyx"], libraries=["crypto", "z"],
-                  extra_compile_args=["-O3"]),
+        Extension("ext._chain", ["ext/_chain.pyx"], libraries=["crypto", "z"], extra_compile_args=["-O3"]),
         Extension("ext._merkle", ["ext/_merkle.pyx"], libraries=["crypto"], extra_compile_args=["-O3"]),
     ]
     exts = [e for e in exts if all(os.path.exists(s) for s in e.sources)]

@@ -8,7 +8,6 @@ traceback is never the answer to bad input.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator

@@ -34,10 +34,18 @@ def encode_chain(
     frames, offsets, leaves = bytearray(), bytearray(), bytearray()
     sha, crc, pack_head, pack_off = hashlib.sha256, zlib.crc32, _FRAME.pack, _U64.pack
     for i, (actor, action, subject, details, request_id) in enumerate(fields):
-        raw = dumps({
-            "action": action, "actor": actor, "details": details, "prev": prev,
-            "request_id": request_id, "seq": first_seq + i, "subject": subject, "time": stamp,
-        })
+        raw = dumps(
+            {
+                "action": action,
+                "actor": actor,
+                "details": details,
+                "prev": prev,
+                "request_id": request_id,
+                "seq": first_seq + i,
+                "subject": subject,
+                "time": stamp,
+            }
+        )
         n = len(raw)
         if n > max_bytes:
             raise ValueError(i, n)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import EntryInvalid
 
+_orjson: Any
 try:  # orjson is ~15x faster; the stdlib encoder is the byte-identical fallback
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised by the twin test
@@ -55,6 +56,8 @@ def canonical_json_stdlib(value: Any) -> bytes:
     ).encode("utf-8")
 
 
+canonical_json: Callable[[Any], bytes]
+_loads: Callable[[bytes], Any]
 if _orjson is not None:
     _OPTS = _orjson.OPT_SORT_KEYS
 
@@ -263,7 +266,9 @@ def parse_entry(raw: bytes) -> Entry:
         raise EntryInvalid(f"entry {seq}: prev must be 64 hex characters")
     for name, kind in (("time", str), ("actor", str), ("action", str), ("subject", list), ("details", dict)):
         if not isinstance(obj[name], kind):
-            raise EntryInvalid(f"entry {seq}: {name} must be a JSON {'string' if kind is str else kind.__name__}")
+            raise EntryInvalid(
+                f"entry {seq}: {name} must be a JSON {'string' if kind is str else kind.__name__}"
+            )
     if obj["request_id"] is not None and not isinstance(obj["request_id"], str):
         raise EntryInvalid(f"entry {seq}: request_id must be a string or null")
     return Entry(

@@ -681,7 +681,7 @@ class Ledger:
         def __exit__(self, *exc: object) -> None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
-    def _locked(self, *, exclusive: bool) -> Ledger._FileLock:
+    def _locked(self, *, exclusive: bool) -> Ledger._FileLock | _SharedLock:
         # Reader locks in this process use their own descriptor: flock on a shared
         # descriptor would convert the writer's exclusive lock.
         if exclusive:

@@ -47,8 +47,13 @@ SubtreeOracle = Callable[[int, int], bytes]
 
 
 def leaf_hash(data: bytes) -> bytes:
-    """Hash one log entry as a leaf: ``SHA-256(0x00 || data)``."""
-    return hashlib.sha256(_LEAF_PREFIX + bytes(data)).digest()
+    """Hash one log entry as a leaf: ``SHA-256(0x00 || data)``.
+
+    Only bytes-like data: ``bytes(3)`` would silently hash three zero bytes.
+    """
+    h = hashlib.sha256(_LEAF_PREFIX)
+    h.update(data)
+    return h.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -207,7 +212,7 @@ def verify_consistency(
             return False
         old_root, new_root = bytes(old_root), bytes(new_root)
         if old_size == new_size:
-            return not proof and old_root == new_root
+            return not proof and old_root == new_root and (old_size > 0 or old_root == EMPTY_ROOT)
         if old_size == 0:
             # Every tree extends the empty tree; CT verifiers accept an empty proof only.
             return not proof and old_root == EMPTY_ROOT

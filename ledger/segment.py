@@ -104,6 +104,6 @@ def scan(data: bytes | memoryview, start: int = HEADER_SIZE) -> tuple[list[Frame
         payload = view[off + FRAME_HEADER : off + FRAME_HEADER + length]
         if crc(payload) != checksum:
             return frames, Defect(off, "frame checksum mismatch")
-        frames.append(Frame(off, payload))  # noqa: PERF401 - the early returns need the loop
+        frames.append(Frame(off, payload))
         off += FRAME_HEADER + length
     return frames, None

@@ -99,8 +99,10 @@ class TreeFile:
         if m is None or len(m) < end:
             size = os.fstat(self._fd).st_size
             if size < end:
-                raise LedgerCorrupt(f"{self.path}: node slot {end // HASH_SIZE - 1} is missing "
-                                    "(the file is shorter than the log)")
+                raise LedgerCorrupt(
+                    f"{self.path}: node slot {end // HASH_SIZE - 1} is missing "
+                    "(the file is shorter than the log)"
+                )
             m = self._map = mmap.mmap(self._fd, size, prot=mmap.PROT_READ)
         return m
 

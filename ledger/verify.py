@@ -143,8 +143,11 @@ def verify_ledger(
         if index_ok and checked:
             expected = struct.pack(f">{len(checked)}Q", *(f.offset for f in checked))
             if index[first * 8 : seq * 8] != expected:
-                at = next(i for i in range(len(checked)) if index[(first + i) * 8 : (first + i + 1) * 8]
-                          != expected[i * 8 : i * 8 + 8])
+                at = next(
+                    i
+                    for i in range(len(checked))
+                    if index[(first + i) * 8 : (first + i + 1) * 8] != expected[i * 8 : i * 8 + 8]
+                )
                 report.problems.append(f"index.bin: offset of entry {first + at} is wrong")
                 index_ok = False
         if bad:

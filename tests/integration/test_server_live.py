@@ -30,15 +30,24 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("live") / "node"
-    env = dict(os.environ, APPLIANCE_NODE__DATA_DIR=str(data), APPLIANCE_LEDGER__CHECKPOINT_INTERVAL_SECONDS="1",
-               APPLIANCE_SERVER__MAX_BODY_BYTES="65536")
+    env = dict(
+        os.environ,
+        APPLIANCE_NODE__DATA_DIR=str(data),
+        APPLIANCE_LEDGER__CHECKPOINT_INTERVAL_SECONDS="1",
+        APPLIANCE_SERVER__MAX_BODY_BYTES="65536",
+    )
     subprocess.run([BIN / "appliance", "init", "--demo"], env=env, check=True, capture_output=True)
     keys = json.loads((data / "demo-api-keys.json").read_text())
     port = _free_port()
     log = data.parent / "server.log"
     with open(log, "wb") as out:  # a file, not a pipe nobody drains
-        proc = subprocess.Popen([BIN / "appliance", "serve", "--port", str(port), "--workers", "2"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -78,8 +87,12 @@ def test_health_and_openapi_are_public(server):
 
 def test_concurrent_appends_across_workers_are_all_recorded(server):
     def append(i: int) -> int:
-        r = requests.post(server["base"] + "/v1/ledger/entries", headers=_h(server, "admin"),
-                          json={"action": "test.live", "subject": [], "details": {"i": i}}, timeout=10)
+        r = requests.post(
+            server["base"] + "/v1/ledger/entries",
+            headers=_h(server, "admin"),
+            json={"action": "test.live", "subject": [], "details": {"i": i}},
+            timeout=10,
+        )
         assert r.status_code == 201, r.text
         return r.json()["seq"]
 
@@ -89,7 +102,9 @@ def test_concurrent_appends_across_workers_are_all_recorded(server):
     # The scheduler process signs a checkpoint covering them within a few seconds.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        cp = requests.get(server["base"] + "/v1/ledger/checkpoint", headers=_h(server, "auditor"), timeout=5).json()
+        cp = requests.get(
+            server["base"] + "/v1/ledger/checkpoint", headers=_h(server, "auditor"), timeout=5
+        ).json()
         if cp["tree_size"] > max(seqs):
             break
         time.sleep(0.5)
@@ -102,12 +117,16 @@ def test_bundle_verifies_offline_and_tampering_fails(server, tmp_path):
     bundle = tmp_path / "bundle.json"
     bundle.write_bytes(r.content)
     pub = server["data"] / "ledger.pub"
-    ok = subprocess.run([BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True)
+    ok = subprocess.run(
+        [BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     doc = json.loads(r.content)
     doc["entries"][0]["entry"] = doc["entries"][0]["entry"].replace('"seq":3', '"seq":4')
     bundle.write_text(json.dumps(doc))
-    bad = subprocess.run([BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True)
+    bad = subprocess.run(
+        [BIN / "appliance-verify", "bundle", bundle, "--pubkey", pub], capture_output=True, text=True
+    )
     assert bad.returncode == 1 and bad.stdout.startswith("INVALID")
 
 
@@ -119,9 +138,24 @@ def test_bundle_verifies_offline_and_tampering_fails(server, tmp_path):
         ("get", "/v1/ledger/proofs/inclusion?seq=5&size=2", {}, 404),
         ("get", "/v1/ledger/proofs/consistency?first=9&second=2", {}, 400),
         ("get", "/v1/ledger/proofs/inclusion?seq=ff&size=1", {}, 400),
-        ("post", "/v1/ledger/entries", {"data": b"x" * 70_000, "headers": {"Content-Type": "application/json"}}, 413),
-        ("post", "/v1/ledger/entries", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
-        ("post", "/v1/ledger/entries", {"json": {"action": "x.y", "subject": ["13800138000"], "details": {}}}, 422),
+        (
+            "post",
+            "/v1/ledger/entries",
+            {"data": b"x" * 70_000, "headers": {"Content-Type": "application/json"}},
+            413,
+        ),
+        (
+            "post",
+            "/v1/ledger/entries",
+            {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+        ),
+        (
+            "post",
+            "/v1/ledger/entries",
+            {"json": {"action": "x.y", "subject": ["13800138000"], "details": {}}},
+            422,
+        ),
     ],
 )
 def test_bad_input_gets_problem_json_from_the_real_server(server, method, path, kwargs, status):
@@ -144,5 +178,7 @@ def test_wrong_role_and_no_key_are_refused(server):
 def test_ledger_verifies_while_the_server_runs(server):
     report = verify_ledger(str(server["data"] / "ledger"))
     assert report.ok, report.problems
-    out = subprocess.run([BIN / "appliance", "ledger", "verify"], env=server["env"], capture_output=True, text=True)
+    out = subprocess.run(
+        [BIN / "appliance", "ledger", "verify"], env=server["env"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.startswith("OK:")

@@ -34,8 +34,11 @@ values = st.recursive(
     scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=8),
-                        inner, max_size=4),
+        st.dictionaries(
+            st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=8),
+            inner,
+            max_size=4,
+        ),
     ),
     max_leaves=12,
 )
@@ -44,8 +47,11 @@ records = st.lists(
         st.sampled_from(["agent:k1", 'admin:"quoted"\\']),
         st.sampled_from(["record.read", "reply.checked"]),
         st.lists(st.sampled_from(["cust:0123456789abcdef", "case:fedcba9876543210"]), max_size=3),
-        st.dictionaries(st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=8),
-                        values, max_size=5),
+        st.dictionaries(
+            st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=8),
+            values,
+            max_size=5,
+        ),
         st.one_of(st.none(), st.just("req_1")),
     ),
     max_size=30,
@@ -92,4 +98,10 @@ def test_oversized_entry_raises_with_its_index_and_size(kernel):
 
 
 def test_empty_batch(kernel):
-    assert kernel.encode_chain([], "ab" * 32, 3, "t", 99, 100, canonical_json) == (b"", b"", b"", "ab" * 32, 99)
+    assert kernel.encode_chain([], "ab" * 32, 3, "t", 99, 100, canonical_json) == (
+        b"",
+        b"",
+        b"",
+        "ab" * 32,
+        99,
+    )

@@ -60,11 +60,43 @@ def test_prove_and_export_roundtrip_through_the_offline_verifier(run, tmp_path):
     for i in range(5):
         run("ledger", "append", "--action", "test.note", "--details", json.dumps({"i": i}))
     proof = json.loads(run("ledger", "prove", "--seq", "3", "--size", "10").output)
-    assert verify_main(["inclusion", "--leaf-hash", proof["leaf_hash"], "--index", "3", "--size", "10",
-                        "--root", proof["root_hash"], "--path", ",".join(proof["path"])]) == 0
+    assert (
+        verify_main(
+            [
+                "inclusion",
+                "--leaf-hash",
+                proof["leaf_hash"],
+                "--index",
+                "3",
+                "--size",
+                "10",
+                "--root",
+                proof["root_hash"],
+                "--path",
+                ",".join(proof["path"]),
+            ]
+        )
+        == 0
+    )
     cons = json.loads(run("ledger", "prove", "--from", "4", "--size", "12").output)
-    assert verify_main(["consistency", "--old-size", "4", "--new-size", "12", "--old-root", cons["first_root"],
-                        "--new-root", cons["second_root"], "--path", ",".join(cons["path"])]) == 0
+    assert (
+        verify_main(
+            [
+                "consistency",
+                "--old-size",
+                "4",
+                "--new-size",
+                "12",
+                "--old-root",
+                cons["first_root"],
+                "--new-root",
+                cons["second_root"],
+                "--path",
+                ",".join(cons["path"]),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "b.json"
     run("ledger", "export", "--seq", "2", "--seq", "11", "--out", str(out))
     assert verify_main(["bundle", str(out), "--pubkey", str(tmp_path / "node" / "ledger.pub")]) == 0
