@@ -1,4 +1,4 @@
-"""Picks the compiled Merkle kernels once at import, or their Python twin.
+"""Picks the compiled ledger kernels once at import, or their Python twins.
 
 Set ``APPLIANCE_NO_EXTENSIONS=1`` to force the pure-Python twin (the test
 suite runs every kernel case both ways). This is the one place in the ledger
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 
-from ledger import _merkle_py
+from ledger import _chain_py, _merkle_py
 
-__all__ = ["IMPLEMENTATION", "extend_tree", "hash_leaves"]
+__all__ = ["IMPLEMENTATION", "encode_chain", "extend_tree", "hash_leaves"]
 
 hash_leaves = _merkle_py.hash_leaves
 extend_tree = _merkle_py.extend_tree
+encode_chain = _chain_py.encode_chain
 IMPLEMENTATION = "py"
 
 if os.environ.get("APPLIANCE_NO_EXTENSIONS", "") not in ("1", "true", "yes"):
