@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from appliance.errors import KeyFileError
 from ledger.checkpoint import NoteSigner
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
 #: Roles of DESIGN.md; an API key maps to exactly one.
 ROLES = ("admin", "agent", "supervisor", "analyst", "custodian", "auditor", "ops")
 _PREFIX = "apl"
-
-
-class KeyFileError(Exception):
-    """A secret file is missing, unreadable or too open; the message says how to fix it."""
 
 
 def write_secret(path: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import NodeError
 from appliance.keys import (
     ROLES,
     ApiKeyStore,
@@ -32,10 +33,6 @@ from ledger.checkpoint import NoteSigner
 __all__ = ["InitResult", "Node", "NodeError"]
 
 _FORMAT = "appliance-node/1"
-
-
-class NodeError(Exception):
-    """The node cannot be initialised or opened; the message says what to do."""
 
 
 @dataclass(frozen=True)

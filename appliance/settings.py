@@ -19,13 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from appliance.errors import SettingsError
+
 __all__ = ["DEFAULTS_FILE", "Settings", "SettingsError", "load_settings"]
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "appliance.yaml"
-
-
-class SettingsError(Exception):
-    """Settings cannot be loaded; the message names the key and the fix."""
 
 
 class _Section(BaseModel):

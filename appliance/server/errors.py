@@ -20,6 +20,7 @@ from flask import Flask, Response, current_app, request
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from appliance.errors import ApplianceError
 from appliance.server.context import request_id
 from ledger.errors import (
     ChainBroken,
@@ -70,6 +71,8 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     LedgerCorrupt: _UNAVAILABLE,
     LedgerClosed: _UNAVAILABLE,
     LedgerError: _UNAVAILABLE,
+    # The node's own state (keys, settings) went bad under a running server: an operator's job.
+    ApplianceError: Kind(503, "node-unavailable", "Node unavailable"),
     # Storage failures (including reads on a ledger whose files were closed) are transient to a client.
     OSError: Kind(503, "storage-unavailable", "Storage unavailable"),
 }
