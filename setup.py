@@ -70,7 +70,7 @@ setup(
             "ext",
         ]
     ),
-    package_data={"ext": ["*.pyx", "*.pyi"], "appliance": ["py.typed"], "ledger": ["py.typed"]},
+    package_data={"ext": ["*.pyx", "*.pyi", "*.pxd"], "appliance": ["py.typed"], "ledger": ["py.typed"]},
     include_package_data=True,
     install_requires=[
         "click>=8.1",

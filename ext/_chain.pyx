@@ -12,17 +12,16 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
 
-cdef extern from "openssl/evp.h" nogil:
-    ctypedef struct EVP_MD:
-        pass
-    ctypedef struct EVP_MD_CTX:
-        pass
-    EVP_MD *EVP_MD_fetch(void *libctx, const char *algorithm, const char *properties)
-    EVP_MD_CTX *EVP_MD_CTX_new()
-    void EVP_MD_CTX_free(EVP_MD_CTX *ctx)
-    int EVP_DigestInit_ex2(EVP_MD_CTX *ctx, const EVP_MD *md, const void *params)
-    int EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *data, size_t count)
-    int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *size)
+from ext._openssl cimport (
+    EVP_MD,
+    EVP_MD_CTX,
+    EVP_MD_CTX_free,
+    EVP_MD_CTX_new,
+    EVP_MD_fetch,
+    EVP_DigestFinal_ex,
+    EVP_DigestInit_ex2,
+    EVP_DigestUpdate,
+)
 
 cdef extern from "zlib.h" nogil:
     unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len)
@@ -103,3 +102,83 @@ def encode_chain(list fields, str prev, Py_ssize_t first_seq, str stamp, Py_ssiz
         EVP_MD_CTX_free(ctx)
         free(buf)
     return frames, offsets, leaves, prev, offset
+
+
+cdef extern from "Python.h":
+    int PyUnicode_IS_ASCII(object o)
+    int PyUnicode_KIND(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+cdef enum:
+    MAX_DEPTH = 16
+cdef long long MAX_SAFE_INT = 9007199254740991  # 2**53 - 1
+
+
+cdef bint _str_ok(object s):
+    cdef int kind
+    cdef void *data
+    cdef Py_ssize_t i, n
+    cdef Py_UCS4 ch
+    if PyUnicode_IS_ASCII(s):
+        return True
+    kind = PyUnicode_KIND(s)
+    if kind == 1:  # Latin-1 holds no surrogates
+        return True
+    data = PyUnicode_DATA(s)
+    n = PyUnicode_GET_LENGTH(s)
+    for i in range(n):
+        ch = PyUnicode_READ(kind, data, i)
+        if 0xD800 <= ch <= 0xDFFF:
+            return False
+    return True
+
+
+cdef bint _key_ok(object k):
+    cdef Py_ssize_t i, n
+    cdef Py_UCS4 ch
+    if type(k) is not str or not PyUnicode_IS_ASCII(k):
+        return False
+    n = PyUnicode_GET_LENGTH(k)
+    if n < 1 or n > 128:
+        return False
+    for i in range(n):
+        ch = PyUnicode_READ(1, PyUnicode_DATA(k), i)
+        if ch < 0x20 or ch > 0x7E:
+            return False
+    return True
+
+
+cpdef bint plain_json(object value, int depth=1):
+    """True only when ``value`` certainly passes ``ledger.entry``'s checks of entry values.
+
+    A fast accept, never the authority: anything it does not accept goes to the
+    Python validator, which raises the precise error (or accepts after all).
+    """
+    cdef int overflow = 0
+    cdef long long x
+    t = type(value)
+    if t is str:
+        return _str_ok(value)
+    if t is int:
+        x = PyLong_AsLongLongAndOverflow(value, &overflow)
+        return overflow == 0 and -MAX_SAFE_INT <= x <= MAX_SAFE_INT
+    if value is None or t is bool:
+        return True
+    if t is dict:
+        if depth > MAX_DEPTH:
+            return False
+        for k, v in (<dict> value).items():
+            if not _key_ok(k) or not plain_json(v, depth + 1):
+                return False
+        return True
+    if t is list or t is tuple:
+        if depth > MAX_DEPTH:
+            return False
+        for v in value:
+            if not plain_json(v, depth + 1):
+                return False
+        return True
+    return False

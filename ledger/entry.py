@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger._kernel import plain_json as _plain_json
 from ledger.errors import EntryInvalid
 
 _orjson: Any
@@ -191,7 +192,8 @@ def check_record(
         if not isinstance(details, Mapping):
             raise EntryInvalid("details must be a JSON object")
         details = dict(details)
-    _check_value(details, "details", 1)
+    if _plain_json is None or not _plain_json(details):
+        _check_value(details, "details", 1)
     if request_id is not None and not _valid(request_id, _OK_ACTORS, _ACTOR):
         raise EntryInvalid(f"request_id {request_id!r} must be printable ASCII, 1-128 characters")
     return actor, action, subject, details, request_id

@@ -43,6 +43,7 @@ from ledger.bundle import build_bundle
 from ledger.checkpoint import Checkpoint, NoteSigner, SignedCheckpoint, parse_checkpoint, sign_checkpoint
 from ledger.entry import MAX_ENTRY_BYTES, Entry, canonical_json, check_record, parse_entry, utc_timestamp
 from ledger.errors import (
+    CheckpointInvalid,
     EntryInvalid,
     LedgerClosed,
     LedgerCorrupt,
@@ -165,7 +166,7 @@ class Ledger:
         self._tree = TreeFile.open(os.path.join(path, "tree.bin"), readonly=readonly)
         self._index_fd = os.open(os.path.join(path, "index.bin"), flags | os.O_CLOEXEC, 0o600)
         self._ckp_path = os.path.join(path, "checkpoints.log")
-        # Writer state, valid while holding the write lock after _catch_up().
+        # Writer state, valid while holding the write lock after _recover().
         self._size = 0  # visible (acknowledged) size
         self._w_size = 0  # writer state: size, prev, frontier and segment offset move together
         self._prev = GENESIS_PREV
@@ -200,6 +201,8 @@ class Ledger:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
+        for name in ("ledger.lock", "tree.bin", "index.bin"):
+            os.close(os.open(os.path.join(path, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         os.replace(tmp, meta)
         _fsync_dir(path)
 
@@ -234,7 +237,7 @@ class Ledger:
         try:
             with led._locked(exclusive=not readonly):
                 led._recover(full=True)
-                led._load_checkpoints()
+                led._load_checkpoints(repair=not readonly)
         except BaseException:
             led._close_fds()
             raise
@@ -361,7 +364,7 @@ class Ledger:
         self._writable()
         with self._mutex, self._locked(exclusive=True):
             self._recover(full=False)
-            self._load_checkpoints()
+            self._load_checkpoints(repair=True)
             latest = self._latest_ckp
             if only_if_grown and latest is not None and latest.checkpoint.tree_size == self._w_size:
                 return latest
@@ -702,26 +705,48 @@ class Ledger:
         except FileNotFoundError:
             return False
 
-    def _read_checkpoints(self, start: int) -> list[tuple[int, SignedCheckpoint]]:
+    def _read_checkpoints(self, start: int, *, repair: bool = False) -> list[tuple[int, SignedCheckpoint]]:
+        """Checkpoints stored from file offset ``start`` on, with their offsets.
+
+        A damaged last frame is a checkpoint torn by a crash: it was never handed
+        out, so a writer (``repair``) truncates it and a reader ignores it. Nothing
+        is lost either way: entries are protected by the tree, and the next
+        checkpoint signs the same state again. ``ledger verify`` still reports it.
+        """
         try:
-            with open(self._ckp_path, "rb") as fh:
-                data = fh.read()
+            fh = open(self._ckp_path, "r+b" if repair else "rb")
         except FileNotFoundError:
             return []
-        if data[: len(_CKP_MAGIC)] != _CKP_MAGIC:
-            raise LedgerCorrupt(f"{self._ckp_path}: not a checkpoint file (bad header)")
-        frames, defect = scan(data, max(start, len(_CKP_MAGIC)))
-        if defect is not None and defect.offset < len(data):
-            raise LedgerCorrupt(f"{self._ckp_path}: checkpoint at offset {defect.offset}: {defect.reason}")
+        with fh:
+            head = fh.read(len(_CKP_MAGIC))
+            if head != _CKP_MAGIC:
+                if repair and _CKP_MAGIC.startswith(head):  # torn while the file was being created
+                    fh.truncate(0)
+                    return []
+                raise LedgerCorrupt(f"{self._ckp_path}: not a checkpoint file (bad header)")
+            start = max(start, len(_CKP_MAGIC))
+            fh.seek(start)
+            data = fh.read()
+            frames, defect = scan(data, 0)
+            if defect is not None and repair:
+                fh.truncate(start + defect.offset)
+                fh.flush()
+                os.fdatasync(fh.fileno())
         out = []
         for f in frames:
-            out.append((f.offset, parse_checkpoint(f.payload.decode("utf-8"))))
+            try:
+                signed = parse_checkpoint(f.payload.decode("utf-8"))
+            except (CheckpointInvalid, UnicodeDecodeError) as exc:
+                raise LedgerCorrupt(
+                    f"{self._ckp_path}: checkpoint at offset {start + f.offset}: {exc}"
+                ) from exc
+            out.append((start + f.offset, signed))
         return out
 
-    def _load_checkpoints(self) -> None:
+    def _load_checkpoints(self, *, repair: bool = False) -> None:
         if not self._ckp_changed():
             return
-        for offset, signed in self._read_checkpoints(self._ckp_end):
+        for offset, signed in self._read_checkpoints(self._ckp_end, repair=repair):
             cp = signed.checkpoint
             self._ckps.append((cp.tree_size, cp.timestamp_ms, offset))
             self._latest_ckp = signed

@@ -105,3 +105,54 @@ def test_empty_batch(kernel):
         "ab" * 32,
         99,
     )
+
+
+awkward = st.recursive(
+    st.one_of(
+        scalars,
+        st.floats(allow_nan=False),
+        st.integers(),
+        st.text(),
+        st.binary(max_size=3),
+        st.sampled_from(["\ud800", "a\udfffb", "é", "\u4e8c"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner),
+        st.dictionaries(st.one_of(st.text(max_size=130), st.integers(), st.just("")), inner, max_size=3),
+    ),
+    max_leaves=10,
+)
+
+
+def _python_accepts(value) -> bool:
+    from ledger.entry import EntryInvalid, _check_value
+
+    try:
+        _check_value(value, "details", 1)
+    except EntryInvalid:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_chain_c is None, reason="ext._chain is not built (run `make build`)")
+@settings(max_examples=400, deadline=None)
+@given(value=awkward)
+def test_compiled_fast_accept_agrees_with_the_python_validator(value):
+    assert _chain_c.plain_json(value) == _python_accepts(value)
+
+
+@pytest.mark.skipif(_chain_c is None, reason="ext._chain is not built (run `make build`)")
+def test_fast_accept_edges():
+    deep = {}
+    cur = deep
+    for _ in range(15):
+        cur["k"] = {}
+        cur = cur["k"]
+    assert _chain_c.plain_json(deep) == _python_accepts(deep) is True
+    cur["k"] = {}
+    assert _chain_c.plain_json(deep) == _python_accepts(deep) is False
+    for v in (2**53 - 1, -(2**53 - 1), True, None, ("t",), {"k" * 128: 1}):
+        assert _chain_c.plain_json({"v": v}) and _python_accepts({"v": v})
+    for v in (2**53, 2**64, 0.5, b"x", {"k" * 129: 1}, {"\x7f": 1}, {1: 1}, "\udc00"):
+        assert not _chain_c.plain_json({"v": v}) and not _python_accepts({"v": v})

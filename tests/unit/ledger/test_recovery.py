@@ -108,3 +108,31 @@ def test_missing_acknowledged_entries_refuse_to_open(tmp_path):
     os.truncate(seg, os.path.getsize(seg) - 40)  # an acknowledged entry lost its end
     with pytest.raises(LedgerCorrupt):
         Ledger.open(path)
+
+
+@pytest.mark.parametrize("cut", [3, 20, -7])
+def test_checkpoint_torn_by_a_crash_is_dropped_and_signing_goes_on(tmp_path, cut):
+    from ledger.checkpoint import NoteSigner
+
+    path = _make(tmp_path)
+    signer = NoteSigner.generate(ORIGIN)
+    with Ledger.open(path, signer=signer) as led:
+        first = led.sign_checkpoint()
+        led.append("agent:k1", "test.note")
+        led.sign_checkpoint()
+    ckp = os.path.join(path, "checkpoints.log")
+    size = os.path.getsize(ckp)
+    os.truncate(ckp, size + cut if cut < 0 else 8 + 8 + len(first.text.encode()) + cut)
+    with Ledger.open(path, readonly=True) as ro:  # a reader ignores the torn tail
+        assert ro.latest_checkpoint() == first
+    with Ledger.open(path, signer=signer) as led:  # a writer truncates it
+        assert led.latest_checkpoint() == first
+        assert led.sign_checkpoint().checkpoint.tree_size == 11
+    assert verify_ledger(path).ok
+
+
+def test_fresh_ledger_opens_read_only(tmp_path):
+    path = str(tmp_path / "ledger")
+    Ledger.create(path, ORIGIN)
+    with Ledger.open(path, readonly=True) as ro:
+        assert ro.size == 0 and ro.latest_checkpoint() is None
