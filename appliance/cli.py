@@ -202,17 +202,6 @@ def ledger() -> None:
     """The audit ledger: head, proofs, evidence bundles, full verification."""
 
 
-def _checkpoint_json(signed: Any) -> dict[str, Any]:
-    cp = signed.checkpoint
-    return {
-        "origin": cp.origin,
-        "tree_size": cp.tree_size,
-        "root_hash": cp.root_hash.hex(),
-        "timestamp_ms": cp.timestamp_ms,
-        "note": signed.text,
-    }
-
-
 @ledger.command("head")
 @click.option("--sign", is_flag=True, help="Sign a fresh checkpoint first.")
 @click.pass_context
@@ -223,7 +212,7 @@ def ledger_head(ctx: click.Context, sign: bool) -> None:
         out = {
             "size": node.ledger.size,
             "root_hash": node.ledger.root().hex(),
-            "checkpoint": _checkpoint_json(signed) if signed else None,
+            "checkpoint": signed.as_dict() if signed else None,
         }
     _echo_json(out)
 
@@ -261,28 +250,10 @@ def ledger_prove(ctx: click.Context, seq: int | None, first: int | None, size: i
             latest = led.latest_checkpoint()
             size = latest.checkpoint.tree_size if latest else led.size
         if seq is not None:
-            path = led.inclusion_proof(seq, size)
-            _echo_json(
-                {
-                    "seq": seq,
-                    "tree_size": size,
-                    "leaf_hash": led.leaf_hash(seq).hex(),
-                    "root_hash": led.root(size).hex(),
-                    "path": [p.hex() for p in path],
-                }
-            )
+            _echo_json(led.inclusion_evidence(seq, size))
         else:
             assert first is not None
-            path = led.consistency_proof(first, size)
-            _echo_json(
-                {
-                    "first": first,
-                    "second": size,
-                    "first_root": led.root(first).hex(),
-                    "second_root": led.root(size).hex(),
-                    "path": [p.hex() for p in path],
-                }
-            )
+            _echo_json(led.consistency_evidence(first, size))
 
 
 @ledger.command("export")

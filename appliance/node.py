@@ -176,8 +176,10 @@ class Node:
         """Append one entry durably; raises (and the caller's request fails) if it cannot."""
         return self.ledger.append(actor, action, subject, details, request_id)
 
-    def demo_keys(self) -> dict[str, str]:
-        path = self.paths(self.settings.data_dir)["demo_keys"]
+    @staticmethod
+    def read_demo_keys(data_dir: Path) -> dict[str, str]:
+        """Role → token of a demo node (``init --demo``), or {}; a secret like any other."""
+        path = Node.paths(data_dir)["demo_keys"]
         if not path.exists():
             return {}
         return dict(json.loads(read_secret(path)))

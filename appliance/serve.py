@@ -7,7 +7,6 @@ gunicorn is ready and stopped when it exits.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -71,10 +70,10 @@ class _Application(BaseApplication):  # type: ignore[misc]
         s = self.settings.server
         url = f"http://{s.host}:{s.port}"
         print(f"appliance serving on {url}  (OpenAPI: {url}/openapi.json, health: {url}/healthz)", flush=True)
-        keys = Node.paths(self.settings.data_dir)["demo_keys"]
-        if keys.exists():
+        keys = Node.read_demo_keys(self.settings.data_dir)
+        if keys:
             print("demo API keys (send as 'Authorization: Bearer <key>'):", flush=True)
-            for role, token in json.loads(keys.read_text()).items():
+            for role, token in keys.items():
                 print(f"  {role:<10} {token}", flush=True)
         if self.with_scheduler:
             self.scheduler_proc = subprocess.Popen(

@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -297,6 +298,17 @@ class SignedCheckpoint:
     def body(self) -> bytes:
         """The signed text: everything before the last blank line, extension lines included."""
         return self.text[: self.text.rindex("\n\n") + 1].encode("utf-8")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The tree head as the CLI and the HTTP API show it: fields in hex, and the note itself."""
+        cp = self.checkpoint
+        return {
+            "origin": cp.origin,
+            "tree_size": cp.tree_size,
+            "root_hash": cp.root_hash.hex(),
+            "timestamp_ms": cp.timestamp_ms,
+            "note": self.text,
+        }
 
     def verified_by(self, verifier: NoteVerifier) -> bool:
         """True iff ``verifier``'s key (name and id) signed this note; origin is not checked."""

@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - exercised by the twin test
     _orjson = None
 
 __all__ = [
+    "GENESIS_PREV",
     "MAX_ENTRY_BYTES",
     "Entry",
     "canonical_json",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 MAX_ENTRY_BYTES = 64 * 1024
+#: ``prev`` of entry 0: the chain starts from 32 zero bytes.
+GENESIS_PREV = "0" * 64
 MAX_DEPTH = 16
 MAX_SAFE_INT = 2**53 - 1
 _ACTION = re.compile(r"(?=.{3,64}\Z)[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")

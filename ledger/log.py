@@ -34,6 +34,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -41,7 +42,15 @@ from typing import Any, NamedTuple
 from ledger import _kernel
 from ledger.bundle import build_bundle
 from ledger.checkpoint import Checkpoint, NoteSigner, SignedCheckpoint, parse_checkpoint, sign_checkpoint
-from ledger.entry import MAX_ENTRY_BYTES, Entry, canonical_json, check_record, parse_entry, utc_timestamp
+from ledger.entry import (
+    GENESIS_PREV,
+    MAX_ENTRY_BYTES,
+    Entry,
+    canonical_json,
+    check_record,
+    parse_entry,
+    utc_timestamp,
+)
 from ledger.errors import (
     CheckpointInvalid,
     EntryInvalid,
@@ -51,6 +60,7 @@ from ledger.errors import (
     ProofUnavailable,
 )
 from ledger.segment import (
+    CHECKPOINT_MAGIC,
     FRAME_HEADER,
     HEADER_SIZE,
     MAGIC,
@@ -62,15 +72,28 @@ from ledger.segment import (
 )
 from ledger.tree import TreeFile
 
-__all__ = ["GENESIS_PREV", "BatchReceipt", "Ledger", "Receipt", "Record"]
+__all__ = ["GENESIS_PREV", "BatchReceipt", "Ledger", "Receipt", "Record", "read_origin"]
 
-GENESIS_PREV = "0" * 64
 _FORMAT = "appliance-ledger/1"
 _U64 = struct.Struct(">Q")
 _FRAME = struct.Struct(">II")
-_CKP_MAGIC = b"APLCKP1\n"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+
+
+def read_origin(path: str) -> str:
+    """The origin recorded in a ledger directory's ``LEDGER`` file."""
+    meta_path = os.path.join(path, "LEDGER")
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except FileNotFoundError as exc:
+        raise LedgerError(f"{path} holds no ledger (no LEDGER file); run `appliance init` first") from exc
+    except (OSError, ValueError) as exc:
+        raise LedgerCorrupt(f"{meta_path} is unreadable: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not isinstance(meta.get("origin"), str):
+        raise LedgerCorrupt(f"{meta_path}: not an {_FORMAT} ledger")
+    return str(meta["origin"])
 
 
 class Record(NamedTuple):
@@ -158,13 +181,11 @@ class Ledger:
         self._closed = False
         self._stopping = False
         self._broken: str | None = None
-        flags = os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT
+        flags = (os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT) | os.O_CLOEXEC
         self._lock_path = os.path.join(path, "ledger.lock")
-        self._lock_fd = os.open(
-            self._lock_path, (os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT) | os.O_CLOEXEC, 0o600
-        )
+        self._lock_fd = os.open(self._lock_path, flags, 0o600)
         self._tree = TreeFile.open(os.path.join(path, "tree.bin"), readonly=readonly)
-        self._index_fd = os.open(os.path.join(path, "index.bin"), flags | os.O_CLOEXEC, 0o600)
+        self._index_fd = os.open(os.path.join(path, "index.bin"), flags, 0o600)
         self._ckp_path = os.path.join(path, "checkpoints.log")
         # Writer state, valid while holding the write lock after _recover().
         self._size = 0  # visible (acknowledged) size
@@ -179,7 +200,7 @@ class Ledger:
         self._read_lock = threading.Lock()
         # Checkpoints seen so far: (size, timestamp_ms, file offset of the frame).
         self._ckps: list[tuple[int, int, int]] = []
-        self._ckp_end = len(_CKP_MAGIC)
+        self._ckp_end = len(CHECKPOINT_MAGIC)
         self._latest_ckp: SignedCheckpoint | None = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -216,21 +237,7 @@ class Ledger:
         max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     ) -> Ledger:
         """Open a ledger, recovering a torn tail left by a crash (not when ``readonly``)."""
-        meta_path = os.path.join(path, "LEDGER")
-        try:
-            with open(meta_path, encoding="utf-8") as fh:
-                meta = json.load(fh)
-        except FileNotFoundError as exc:
-            raise LedgerError(f"{path} holds no ledger (no LEDGER file); run `appliance init` first") from exc
-        except (OSError, ValueError) as exc:
-            raise LedgerCorrupt(f"{meta_path} is unreadable: {exc}") from exc
-        if (
-            not isinstance(meta, dict)
-            or meta.get("format") != _FORMAT
-            or not isinstance(meta.get("origin"), str)
-        ):
-            raise LedgerCorrupt(f"{meta_path}: not an {_FORMAT} ledger")
-        origin = meta["origin"]
+        origin = read_origin(path)
         if signer is not None and signer.name != origin:
             raise LedgerError(f"signing key is named {signer.name!r} but the ledger's origin is {origin!r}")
         led = cls(path, origin, signer, readonly, max_segment_bytes)
@@ -321,6 +328,30 @@ class Ledger:
             )
         return self._tree.consistency_proof(first, second)
 
+    def inclusion_evidence(self, seq: int, size: int | None = None) -> dict[str, Any]:
+        """An inclusion proof as auditors receive it, hex-encoded (CLI and HTTP alike)."""
+        size = self._size if size is None else size
+        path = self.inclusion_proof(seq, size)
+        return {
+            "seq": seq,
+            "tree_size": size,
+            "leaf_hash": self.leaf_hash(seq).hex(),
+            "root_hash": self.root(size).hex(),
+            "path": [p.hex() for p in path],
+        }
+
+    def consistency_evidence(self, first: int, second: int | None = None) -> dict[str, Any]:
+        """A consistency proof as auditors receive it, hex-encoded (CLI and HTTP alike)."""
+        second = self._size if second is None else second
+        path = self.consistency_proof(first, second)
+        return {
+            "first": first,
+            "second": second,
+            "first_root": self.root(first).hex(),
+            "second_root": self.root(second).hex(),
+            "path": [p.hex() for p in path],
+        }
+
     def iter_raw(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored entries ``[start, end)`` in order, read segment by segment."""
         end = self._size if end is None else min(end, self._size)
@@ -378,8 +409,8 @@ class Ledger:
             try:
                 end = os.fstat(fd).st_size
                 if end == 0:
-                    os.write(fd, _CKP_MAGIC)
-                    end = len(_CKP_MAGIC)
+                    os.write(fd, CHECKPOINT_MAGIC)
+                    end = len(CHECKPOINT_MAGIC)
                 _write_all(fd, encode_frames([payload]), end)
                 os.fdatasync(fd)
             finally:
@@ -674,22 +705,22 @@ class Ledger:
         if self._stopping or self._closed:
             raise LedgerClosed("the ledger is closed")
 
-    class _FileLock:
-        def __init__(self, fd: int, exclusive: bool) -> None:
-            self.fd, self.op = fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    @contextmanager
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        """The cross-process lock: exclusive for writers, shared for readers.
 
-        def __enter__(self) -> None:
-            fcntl.flock(self.fd, self.op)
-
-        def __exit__(self, *exc: object) -> None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-    def _locked(self, *, exclusive: bool) -> Ledger._FileLock | _SharedLock:
-        # Reader locks in this process use their own descriptor: flock on a shared
-        # descriptor would convert the writer's exclusive lock.
-        if exclusive:
-            return Ledger._FileLock(self._lock_fd, True)
-        return _SharedLock(self._lock_path)
+        A reader takes it on a descriptor of its own: flock on the writer's
+        descriptor would convert the writer's exclusive lock.
+        """
+        fd = self._lock_fd if exclusive else os.open(self._lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            if exclusive:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                os.close(fd)  # releases the shared lock
 
     def _reader(self, first: int) -> int:
         with self._read_lock:
@@ -718,13 +749,13 @@ class Ledger:
         except FileNotFoundError:
             return []
         with fh:
-            head = fh.read(len(_CKP_MAGIC))
-            if head != _CKP_MAGIC:
-                if repair and _CKP_MAGIC.startswith(head):  # torn while the file was being created
+            head = fh.read(len(CHECKPOINT_MAGIC))
+            if head != CHECKPOINT_MAGIC:
+                if repair and CHECKPOINT_MAGIC.startswith(head):  # torn while the file was being created
                     fh.truncate(0)
                     return []
                 raise LedgerCorrupt(f"{self._ckp_path}: not a checkpoint file (bad header)")
-            start = max(start, len(_CKP_MAGIC))
+            start = max(start, len(CHECKPOINT_MAGIC))
             fh.seek(start)
             data = fh.read()
             frames, defect = scan(data, 0)
@@ -796,16 +827,3 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _SharedLock:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        fcntl.flock(self.fd, fcntl.LOCK_SH)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # releases the lock

@@ -20,6 +20,7 @@ from ledger.entry import MAX_ENTRY_BYTES
 from ledger.errors import LedgerCorrupt
 
 __all__ = [
+    "CHECKPOINT_MAGIC",
     "FRAME_HEADER",
     "HEADER_SIZE",
     "MAGIC",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 MAGIC = b"APLSEG1\n"
+#: Header of checkpoints.log, whose frames are signed checkpoint notes.
+CHECKPOINT_MAGIC = b"APLCKP1\n"
 HEADER_SIZE = 16
 FRAME_HEADER = 8
 _HEAD = struct.Struct(">II")

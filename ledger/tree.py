@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from ledger.errors import LedgerCorrupt, ProofUnavailable
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, consistency_path, inclusion_path, node_hash
 
-__all__ = ["TreeFile", "leaf_position", "node_position", "slots_for"]
+__all__ = ["TreeFile", "leaf_position", "node_position", "root_of_frontier", "slots_for"]
 
 
 def leaf_position(i: int) -> int:
@@ -124,6 +124,13 @@ class TreeFile:
         raw = self._mapped((last + 1) * HASH_SIZE)[first * HASH_SIZE : (last + 1) * HASH_SIZE]
         return [raw[(leaf_position(i) - first) * HASH_SIZE :][:HASH_SIZE] for i in range(start, end)]
 
+    def slots(self, first: int, count: int) -> bytes:
+        """``count`` stored slots from slot ``first`` on (fewer where the file ends)."""
+        end = min(first + count, os.fstat(self._fd).st_size // HASH_SIZE)
+        if end <= first:
+            return b""
+        return self._mapped(end * HASH_SIZE)[first * HASH_SIZE : end * HASH_SIZE]
+
     def frontier(self, size: int) -> list[bytes]:
         """Roots of the perfect subtrees of the tree of ``size`` leaves, leftmost (largest) first."""
         out, start = [], 0
@@ -134,9 +141,7 @@ class TreeFile:
         return out
 
     def root(self, size: int) -> bytes:
-        if size == 0:
-            return EMPTY_ROOT
-        return _fold(self.frontier(size))
+        return root_of_frontier(self.frontier(size))
 
     def _oracle(self, size: int):  # type: ignore[no-untyped-def]
         """Subtree-hash oracle for proofs within the tree of ``size`` leaves."""
@@ -176,7 +181,10 @@ class TreeFile:
         return consistency_path(old_size, new_size, self._oracle(new_size))
 
 
-def _fold(frontier: Sequence[bytes]) -> bytes:
+def root_of_frontier(frontier: Sequence[bytes]) -> bytes:
+    """Root of a tree from its perfect subtrees' roots, leftmost first (the empty tree for none)."""
+    if not frontier:
+        return EMPTY_ROOT
     acc = frontier[-1]
     for h in reversed(frontier[:-1]):
         acc = node_hash(h, acc)

@@ -10,7 +10,6 @@ tree slot, checkpoint number), which is what an operator needs to act.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from collections.abc import Callable
@@ -18,16 +17,14 @@ from dataclasses import dataclass, field
 
 from ledger import _kernel
 from ledger.checkpoint import NoteVerifier, parse_checkpoint
-from ledger.entry import EntryInvalid, entry_link
+from ledger.entry import GENESIS_PREV, EntryInvalid, entry_link
 from ledger.errors import CheckpointInvalid, LedgerError
-from ledger.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
-from ledger.segment import HEADER_SIZE, parse_segment_name, read_header, scan, segment_name
-from ledger.tree import leaves_for_slots, slots_for
+from ledger.log import read_origin
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE
+from ledger.segment import CHECKPOINT_MAGIC, HEADER_SIZE, parse_segment_name, read_header, scan, segment_name
+from ledger.tree import TreeFile, root_of_frontier, slots_for
 
 __all__ = ["VerifyReport", "verify_ledger"]
-
-_GENESIS = "0" * 64
-_CKP_MAGIC = b"APLCKP1\n"
 
 
 @dataclass
@@ -74,10 +71,9 @@ def verify_ledger(
     """Check the ledger in ``path``; ``progress(done, total)`` is called per segment."""
     report = VerifyReport()
     try:
-        with open(os.path.join(path, "LEDGER"), encoding="utf-8") as fh:
-            report.origin = json.load(fh)["origin"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        report.problems.append(f"LEDGER: unreadable ({exc})")
+        report.origin = read_origin(path)
+    except LedgerError as exc:
+        report.problems.append(f"LEDGER: {exc}")
         return report
     segdir = os.path.join(path, "segments")
     try:
@@ -86,18 +82,36 @@ def verify_ledger(
         report.problems.append(f"segments/: unreadable ({exc})")
         return report
     try:
-        with open(os.path.join(path, "tree.bin"), "rb") as fh:
-            tree = fh.read()
+        tree = TreeFile.open(os.path.join(path, "tree.bin"), readonly=True)
+    except OSError as exc:
+        report.problems.append(f"tree.bin: unreadable ({exc})")
+        return report
+    try:
         with open(os.path.join(path, "index.bin"), "rb") as fh:
             index = fh.read()
+        _verify(path, report, verifier, progress, segdir, firsts, tree, index)
     except OSError as exc:
-        report.problems.append(f"tree.bin/index.bin: unreadable ({exc})")
-        return report
-    acked = leaves_for_slots(len(tree) // HASH_SIZE)
+        report.problems.append(f"index.bin or a segment: unreadable ({exc})")
+    finally:
+        tree.close()
+    return report
+
+
+def _verify(
+    path: str,
+    report: VerifyReport,
+    verifier: NoteVerifier | None,
+    progress: Callable[[int, int], None] | None,
+    segdir: str,
+    firsts: list[int],
+    tree: TreeFile,
+    index: bytes,
+) -> None:
+    acked = tree.stored_leaves()
     total_bytes = sum(os.path.getsize(os.path.join(segdir, segment_name(f))) for f in firsts) or 1
     done_bytes = 0
     seq = 0
-    prev = _GENESIS
+    prev = GENESIS_PREV
     frontier: list[bytes] = []
     tree_ok = index_ok = True
     for k, first in enumerate(firsts):
@@ -165,17 +179,14 @@ def verify_ledger(
         if tree_ok:
             n_here = len(frames)
             nodes, frontier = _kernel.extend_tree(frontier, seq - n_here, leaves)
-            start = slots_for(seq - n_here) * HASH_SIZE
-            stored = tree[start : start + len(nodes)]
+            start = slots_for(seq - n_here)
+            stored = tree.slots(start, len(nodes) // HASH_SIZE)
             if stored != nodes[: len(stored)]:
-                slot = (
-                    start // HASH_SIZE
-                    + next(
-                        i
-                        for i in range(0, len(stored), HASH_SIZE)
-                        if stored[i : i + HASH_SIZE] != nodes[i : i + HASH_SIZE]
-                    )
-                    // HASH_SIZE
+                slot = start + next(
+                    i
+                    for i in range(len(stored) // HASH_SIZE)
+                    if stored[i * HASH_SIZE : (i + 1) * HASH_SIZE]
+                    != nodes[i * HASH_SIZE : (i + 1) * HASH_SIZE]
                 )
                 report.problems.append(
                     f"tree.bin: slot {slot} ({_slot_name(slot)}) does not match the entries"
@@ -188,34 +199,13 @@ def verify_ledger(
         report.problems.append(f"tree.bin covers {acked} entries but the segments hold only {seq}")
     if index_ok and not report.problems and len(index) // 8 != seq:
         report.warnings.append(f"index.bin holds {len(index) // 8} offsets for {seq} entries")
-    report.root_hash = _fold(frontier) if frontier else EMPTY_ROOT
+    report.root_hash = root_of_frontier(frontier)
+    # Checkpoint roots are read from the stored tree only once it equals the re-derived one.
     _verify_checkpoints(path, report, verifier, tree if tree_ok else None, seq)
-    return report
-
-
-def _fold(frontier: list[bytes]) -> bytes:
-    acc = frontier[-1]
-    for h in reversed(frontier[:-1]):
-        acc = node_hash(h, acc)
-    return acc
-
-
-def _root_at(tree: bytes, size: int) -> bytes:
-    if size == 0:
-        return EMPTY_ROOT
-    out, start = [], 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            j = start >> level
-            last = ((j + 1) << level) - 1
-            pos = 2 * last - last.bit_count() + level
-            out.append(tree[pos * HASH_SIZE : pos * HASH_SIZE + HASH_SIZE])
-            start += 1 << level
-    return _fold(out)
 
 
 def _verify_checkpoints(
-    path: str, report: VerifyReport, verifier: NoteVerifier | None, tree: bytes | None, size: int
+    path: str, report: VerifyReport, verifier: NoteVerifier | None, tree: TreeFile | None, size: int
 ) -> None:
     ckp_path = os.path.join(path, "checkpoints.log")
     try:
@@ -223,10 +213,10 @@ def _verify_checkpoints(
             data = fh.read()
     except FileNotFoundError:
         return
-    if data[: len(_CKP_MAGIC)] != _CKP_MAGIC:
+    if data[: len(CHECKPOINT_MAGIC)] != CHECKPOINT_MAGIC:
         report.problems.append("checkpoints.log: bad header")
         return
-    frames, defect = scan(data, len(_CKP_MAGIC))
+    frames, defect = scan(data, len(CHECKPOINT_MAGIC))
     last_size, last_time = 0, 0
     for n, frame in enumerate(frames, 1):
         label = f"checkpoint #{n} (checkpoints.log offset {frame.offset})"
@@ -248,7 +238,7 @@ def _verify_checkpoints(
         if cp.tree_size < last_size or cp.timestamp_ms < last_time:
             report.problems.append(f"{label}: goes back in size or time from the one before it")
             return
-        if tree is not None and _root_at(tree, cp.tree_size) != cp.root_hash:
+        if tree is not None and tree.root(cp.tree_size) != cp.root_hash:
             report.problems.append(f"{label}: root hash does not match the entries at size {cp.tree_size}")
             return
         last_size, last_time = cp.tree_size, cp.timestamp_ms

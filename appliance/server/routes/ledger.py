@@ -138,14 +138,7 @@ def _vary_on_accept(response: Response) -> Response:
 
 
 def _checkpoint_out(signed: SignedCheckpoint) -> CheckpointOut:
-    cp = signed.checkpoint
-    return CheckpointOut(
-        origin=cp.origin,
-        tree_size=cp.tree_size,
-        root_hash=cp.root_hash.hex(),
-        timestamp_ms=cp.timestamp_ms,
-        note=signed.text,
-    )
+    return CheckpointOut(**signed.as_dict())
 
 
 @bp.get("/checkpoint")
@@ -223,14 +216,7 @@ def get_inclusion(query: InclusionQuery) -> InclusionProof:
     """RFC 9162 audit path; verify it against a signed checkpoint of ``tree_size``."""
     ledger = _ledger()
     size = query.size if query.size is not None else _latest(ledger).checkpoint.tree_size
-    path = ledger.inclusion_proof(query.seq, size)
-    return InclusionProof(
-        seq=query.seq,
-        tree_size=size,
-        leaf_hash=ledger.leaf_hash(query.seq).hex(),
-        root_hash=ledger.root(size).hex(),
-        path=[p.hex() for p in path],
-    )
+    return InclusionProof(**ledger.inclusion_evidence(query.seq, size))
 
 
 @bp.get("/proofs/consistency")
@@ -252,14 +238,7 @@ def get_consistency(query: ConsistencyQuery) -> ConsistencyProof:
             f"first ({query.first}) must not exceed second ({second})",
             errors=[{"loc": ["query", "first"], "msg": "must be <= second"}],
         )
-    path = ledger.consistency_proof(query.first, second)
-    return ConsistencyProof(
-        first=query.first,
-        second=second,
-        first_root=ledger.root(query.first).hex(),
-        second_root=ledger.root(second).hex(),
-        path=[p.hex() for p in path],
-    )
+    return ConsistencyProof(**ledger.consistency_evidence(query.first, second))
 
 
 @bp.get("/bundles/<seq>")
