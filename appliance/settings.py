@@ -55,6 +55,13 @@ class LedgerSettings(_Section):
     checkpoint_interval_seconds: int = Field(60, ge=1, le=86_400)
 
 
+class StoreSettings(_Section):
+    url: str | None = Field(
+        None, description="database URL; unset means sqlite:///<data_dir>/store.db (postgresql+psycopg://...)"
+    )
+    import_batch_rows: int = Field(500, ge=1, le=100_000)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -62,6 +69,25 @@ class LoggingSettings(_Section):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+
+class MaskingSettings(_Section):
+    profiles: Path | None = Field(
+        None, description="masking profiles YAML; default: config/masking/profiles.yaml shipped with the node"
+    )
+    tenant: str = Field(
+        "default",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="keys pseudonyms and tokens per tenant: the same value in two tenants never joins",
+    )
+    default_region: str = Field(
+        "default", min_length=1, max_length=32, description="region used when a request names none"
+    )
+    max_text_chars: int = Field(
+        100_000, ge=1_000, le=10_000_000, description="longest text one mask call accepts (code points)"
+    )
 
 
 class Settings(BaseSettings):
@@ -77,7 +103,9 @@ class Settings(BaseSettings):
     node: NodeSettings = NodeSettings()
     server: ServerSettings = ServerSettings()
     ledger: LedgerSettings = LedgerSettings()
+    store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    masking: MaskingSettings = MaskingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -148,7 +176,7 @@ def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLi
         else:
             source = str(DEFAULTS_FILE.name)
         if err["type"] == "extra_forbidden":
-            fix = "remove it or check its spelling (sections: node, server, ledger, logging)"
+            fix = "remove it or check its spelling (sections: node, server, ledger, logging, masking, store)"
             lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
         else:
             lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value or set {var}")

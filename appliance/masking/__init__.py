@@ -1,0 +1,1 @@
+"""Masking engine: PII recognizers and validators, masking operators, role/region masking profiles."""
