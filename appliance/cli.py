@@ -508,6 +508,92 @@ def store_demo(ctx: click.Context, n: int, seed: int | None) -> None:
     )
 
 
+@cli.command()
+@click.option(
+    "--role", default="agent", show_default=True, help="Whose view: agent, bot, supervisor, auditor, ops."
+)
+@click.option(
+    "--region", help="Profile region (CN, US, EU, a country code ...); default: masking.default_region."
+)
+@click.option(
+    "--spans", is_flag=True, help="Add `entities: [{type, start, end, score}]` (offsets into the input)."
+)
+@click.option(
+    "--entities", "entity_list", help="Detect only these types (comma-separated, e.g. CN_MOBILE,EMAIL)."
+)
+@click.option("--csv", "csv_mode", is_flag=True, help="Input is a CSV file; mask the --columns.")
+@click.option(
+    "--columns",
+    help="CSV columns to mask, comma-separated; `col` is scanned as free text, `col=TYPE` masked as TYPE.",
+)
+@click.option(
+    "--input",
+    "-i",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Default: standard input.",
+)
+@click.option(
+    "--output", "-o", "output_path", type=click.Path(dir_okay=False), help="Default: standard output."
+)
+@click.pass_context
+def mask(
+    ctx: click.Context,
+    role: str,
+    region: str | None,
+    spans: bool,
+    entity_list: str | None,
+    csv_mode: bool,
+    columns: str | None,
+    input_path: str | None,
+    output_path: str | None,
+) -> None:
+    """Mask JSON lines (`{"text": ...}` per line) or CSV columns as ROLE may see them.
+
+    Everything is checked and masked before anything is written: a bad line stops the
+    run with its line number (exit 2) and the output stays untouched. One ledger entry
+    records the run (counts per entity type, the profile version), never the text.
+    """
+    from appliance.masking import MaskingError
+    from appliance.masking.files import MaskInputError, mask_csv, mask_jsonl
+
+    entities = [e.strip() for e in entity_list.split(",") if e.strip()] if entity_list else None
+    if csv_mode and not columns:
+        raise CliError("--csv needs --columns (e.g. --columns notes,mobile=CN_MOBILE)")
+    if columns and not csv_mode:
+        raise CliError("--columns applies to --csv input only")
+    source = open(input_path, "rb") if input_path else sys.stdin.buffer
+    try:
+        with _node(ctx) as node:
+            try:
+                node.masking.profile(role, region)  # unknown role/region: refuse before reading input
+                node.masking.check_entities(entities)
+                with _store_progress() as progress:
+                    if csv_mode:
+                        assert columns is not None
+                        result = mask_csv(
+                            node.masking, source, columns, role=role, region=region, progress=progress
+                        )
+                    else:
+                        result = mask_jsonl(
+                            node.masking,
+                            source,
+                            role=role,
+                            region=region,
+                            entities=entities,
+                            spans=spans,
+                            progress=progress,
+                        )
+            except (MaskInputError, MaskingError) as exc:
+                raise CliError(f"{input_path or '<stdin>'}: {exc}; nothing was written") from None
+            with result:
+                node.record(_CLI_ACTOR, "text.masked", details=result.summary())
+                result.write_to(output_path)
+    finally:
+        if input_path:
+            source.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI, map uncaught domain errors to exit code 2."""
     try:

@@ -7,6 +7,7 @@ fails rather than acting unrecorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ from appliance.keys import (
     read_secret,
     write_secret,
 )
+from appliance.masking import MaskingError, MaskingService
 from appliance.settings import Settings
 from appliance.store import Store, StoreError, load_demo
 from ledger import Ledger, Receipt
@@ -56,6 +58,7 @@ class Node:
         pseudonyms: Pseudonymizer,
         signer: NoteSigner,
         store: Store,
+        masking: MaskingService,
     ) -> None:
         self.settings = settings
         self.info = dict(info)
@@ -64,6 +67,7 @@ class Node:
         self.pseudonyms = pseudonyms
         self._signer = signer
         self.store = store
+        self.masking = masking
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -78,6 +82,8 @@ class Node:
             "vkey": data_dir / "ledger.pub",
             "demo_keys": data_dir / "demo-api-keys.json",
             "field_keys": keys / "field.keys",
+            "masking_key": keys / "masking.key",
+            "state": data_dir / "state",
             "store_db": data_dir / "store.db",
         }
 
@@ -106,6 +112,7 @@ class Node:
         signer = NoteSigner.generate(origin)
         write_secret(p["signing"], (signer.skey() + "\n").encode("ascii"))
         write_secret(p["pseudonym"], secrets.token_bytes(32))
+        write_secret(p["masking_key"], secrets.token_bytes(32))
         keys = ApiKeyStore.create(p["api_keys"])
         Ledger.create(str(p["ledger"]), origin)
         p["vkey"].write_text(signer.vkey() + "\n", encoding="ascii")
@@ -136,6 +143,7 @@ class Node:
             )
             for key in issued:
                 node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
+            node._record_profiles()
             if demo:
                 report = load_demo(node.store)
                 node.record("system:init", "store.demo_loaded", details=report.as_dict())
@@ -165,8 +173,20 @@ class Node:
         try:
             signer = load_signer(p["signing"], info["origin"])
             pseudonyms = Pseudonymizer(read_secret(p["pseudonym"]))
+            masking_key = read_secret(p["masking_key"])
         except KeyFileError as exc:
             raise NodeError(str(exc)) from exc
+        m = settings.masking
+        try:
+            masking = MaskingService.build(
+                masking_key,
+                tenant=m.tenant,
+                profiles=m.profiles,
+                default_region=m.default_region,
+                max_text_chars=m.max_text_chars,
+            )
+        except MaskingError as exc:
+            raise NodeError(f"masking cannot start: {exc}") from exc
         try:
             store = Store.open(cls.store_url(settings), p["field_keys"])
         except StoreError as exc:
@@ -181,7 +201,50 @@ class Node:
         except BaseException:
             store.close()
             raise
-        return cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer, store)
+        node = cls(settings, info, ledger, ApiKeyStore(p["api_keys"]), pseudonyms, signer, store, masking)
+        if not readonly and _info is None:  # init records them itself, after node.initialised
+            try:
+                node._record_profiles()
+            except BaseException:
+                node.close()
+                raise
+        return node
+
+    def _record_profiles(self) -> None:
+        """Record each masking profile version once, the first time any process of this node loads it.
+
+        A marker file created with O_EXCL makes "once" hold across gunicorn workers starting together;
+        the marker is removed again if the entry cannot be appended, so the next start retries.
+        """
+        version = self.masking.version
+        state = self.paths(self.settings.data_dir)["state"]
+        state.mkdir(mode=0o700, exist_ok=True)
+        marker = state / f"masking-profiles-{version}"
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+        try:
+            self.record(
+                "system:node",
+                "masking.profiles_loaded",
+                details={
+                    "version": version,
+                    "sha256": hashlib.sha256(self.masking.profiles.canonical()).hexdigest(),
+                    "source": str(self.settings.masking.profiles or "config/masking/profiles.yaml"),
+                },
+            )
+        except BaseException:
+            marker.unlink(missing_ok=True)
+            raise
+
+    def masking_fields(self) -> dict[str, str | None]:
+        """How a stored customer record is masked: declared fields by entity type, core columns shown."""
+        fields: dict[str, str | None] = {"id": None, "external_id": None, "region": None, "created": None}
+        for spec in self.store.schema.fields:
+            fields[spec.name] = spec.entity
+        return fields
 
     # -- services -------------------------------------------------------------------------
     @property

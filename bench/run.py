@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = [["bench_tree.py"], ["bench_ledger.py", *sys.argv[1:]]]
+# Arguments go to the ledger bench, as before; the masking bench shares only --quick with it.
+QUICK = ["--quick"] if "--quick" in sys.argv[1:] else []
+BENCHES = [["bench_tree.py"], ["bench_ledger.py", *sys.argv[1:]], ["bench_masking.py", *QUICK]]
 
 print(
     f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "

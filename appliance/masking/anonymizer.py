@@ -190,10 +190,10 @@ class Anonymizer:
             return type(value)(self._mask_field(v, kind, profile, analyze, subject) for v in value)
         if isinstance(value, str):
             text = value
-        elif isinstance(value, int | float):
-            text = str(value)
+        elif isinstance(value, date):
+            text = value.isoformat()  # a birth date stored as a date is still a birth date: fail closed
         else:
-            return value  # dates, bytes, ...: not text; declare a conversion before masking if they hold PII
+            text = str(value)  # numbers and anything else are masked as their text, never passed unseen
         if kind == FREE_TEXT:
             findings = analyze(text)
             if not findings:

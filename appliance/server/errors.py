@@ -21,7 +21,17 @@ from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from appliance.errors import ApplianceError
+from appliance.masking import (
+    MaskingError,
+    NotPermitted,
+    ProfileError,
+    TokenError,
+    UnknownEntityType,
+    UnknownProfile,
+)
+from appliance.masking.service import UnknownRegion
 from appliance.server.context import request_id
+from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
 from ledger.errors import (
     ChainBroken,
     CheckpointInvalid,
@@ -71,6 +81,17 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     LedgerCorrupt: _UNAVAILABLE,
     LedgerClosed: _UNAVAILABLE,
     LedgerError: _UNAVAILABLE,
+    UnknownEntityType: Kind(422, "unknown-entity-type", "Unknown entity type", expose=True),
+    UnknownProfile: Kind(422, "unknown-profile", "No masking profile", expose=True),
+    UnknownRegion: Kind(422, "unknown-region", "Unknown region", expose=True),
+    NotPermitted: Kind(403, "forbidden", "Forbidden", expose=True),
+    # One opaque answer for every failure that involves a secret (wrong key, tampered, foreign token).
+    TokenError: Kind(422, "invalid-token", "Invalid token", expose=True),
+    ProfileError: Kind(503, "node-unavailable", "Node unavailable"),
+    MaskingError: Kind(422, "masking-refused", "Masking refused", expose=True),
+    UnknownCustomer: Kind(404, "unknown-customer", "Unknown customer", expose=True),
+    RecordInvalid: Kind(422, "invalid-record", "Invalid record", expose=True),
+    StoreError: Kind(503, "store-unavailable", "Store unavailable"),
     # The node's own state (keys, settings) went bad under a running server: an operator's job.
     ApplianceError: Kind(503, "node-unavailable", "Node unavailable"),
     # Storage failures (including reads on a ledger whose files were closed) are transient to a client.

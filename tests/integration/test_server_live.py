@@ -182,3 +182,39 @@ def test_ledger_verifies_while_the_server_runs(server):
         [BIN / "appliance", "ledger", "verify"], env=server["env"], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.startswith("OK:")
+
+
+def test_masked_reads_across_workers_are_each_recorded_once(server):
+    """Two gunicorn workers, demo data: every masked read lands in the ledger exactly once."""
+
+    def read(i: int) -> int:
+        r = requests.get(
+            server["base"] + f"/v1/customers/{i % 50 + 1}", headers=_h(server, "agent"), timeout=10
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["ledger_seq"]
+
+    with ThreadPoolExecutor(8) as pool:
+        seqs = list(pool.map(read, range(60)))
+    assert len(set(seqs)) == 60
+    text = "您好，我叫王芳，手机13812345678，卡号6222021234567890128"
+    r = requests.post(
+        server["base"] + "/v1/mask/text", headers=_h(server, "agent"), json={"text": text}, timeout=10
+    )
+    assert r.status_code == 200 and "13812345678" not in r.json()["text"]
+    entry = requests.get(
+        server["base"] + f"/v1/ledger/entries/{r.json()['ledger_seq']}",
+        headers=_h(server, "auditor"),
+        timeout=5,
+    ).json()
+    assert entry["entry"]["action"] == "text.masked"
+    assert "13812345678" not in entry["raw"]
+    # Both workers loaded the same profile version; it was recorded once.
+    loaded = []
+    for seq in range(0, 40):
+        e = requests.get(
+            server["base"] + f"/v1/ledger/entries/{seq}", headers=_h(server, "auditor"), timeout=5
+        )
+        if e.json()["entry"]["action"] == "masking.profiles_loaded":
+            loaded.append(e.json()["entry"]["details"]["version"])
+    assert len(loaded) == 1

@@ -21,6 +21,29 @@ from appliance.node import Node
 from appliance.server import create_app
 from appliance.settings import Settings, load_settings
 
+#: One customer in every test node (id 1), with identifiers of several types and a short chat.
+CUSTOMER: dict[str, Any] = {
+    "external_id": "C-0001",
+    "region": "CN",
+    "full_name": "张伟",
+    "mobile": "13812345678",
+    "cn_resident_id": "11010519491231002X",
+    "bank_card": "6222021234567890128",
+    "email": "zhang.wei@example.com",
+    "date_of_birth": "1949-12-31",
+    "notes": "客户来电，手机13812345678，邮箱zhang.wei@example.com",
+    "segment": "affluent",
+}
+TRANSCRIPT: list[dict[str, Any]] = [
+    {
+        "ts": "2026-11-01T09:00:00Z",
+        "speaker": "customer",
+        "text": "你好，我的卡号6222021234567890128被扣了两次",
+    },
+    {"ts": "2026-11-01T09:00:30Z", "speaker": "agent", "text": "请提供身份证号核实身份"},
+    {"ts": "2026-11-01T09:01:00Z", "speaker": "customer", "text": "11010519491231002X，手机13812345678"},
+]
+
 
 @dataclass
 class ServerEnv:
@@ -53,6 +76,8 @@ def make_env(path: Path) -> ServerEnv:
     settings = load_settings(node={"data_dir": path / "node"})
     tokens = dict(Node.init(settings).api_keys)
     node = Node.open(settings)
+    (cid,) = node.store.add_customers([CUSTOMER])
+    node.store.add_transcript(cid, TRANSCRIPT)
     app = create_app(settings, node)
     return ServerEnv(settings, node, app, app.test_client(), tokens)
 

@@ -29,7 +29,14 @@ def run(tmp_path, monkeypatch):
 def test_init_creates_private_keys_and_prints_api_keys_once(run, tmp_path):
     out = run("init", "--demo").output
     data = tmp_path / "node"
-    for name in ("keys/signing.key", "keys/pseudonym.key", "keys/api_keys.json", "demo-api-keys.json"):
+    for name in (
+        "keys/signing.key",
+        "keys/pseudonym.key",
+        "keys/masking.key",
+        "keys/field.keys",
+        "keys/api_keys.json",
+        "demo-api-keys.json",
+    ):
         assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600, name
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     tokens = json.loads((data / "demo-api-keys.json").read_text())
@@ -50,7 +57,7 @@ def test_keys_create_list_revoke_are_recorded_in_the_ledger(run):
     assert "revoked" in run("keys", "list").output
     assert "no API key" in run("keys", "revoke", "nope", code=2).output
     head = json.loads(run("ledger", "head").output)
-    assert head["size"] == 1 + 7 + 2  # init, 7 keys, created + revoked
+    assert head["size"] == 1 + 7 + 1 + 2  # init, 7 keys, profiles loaded, created + revoked
 
 
 def test_prove_and_export_roundtrip_through_the_offline_verifier(run, tmp_path):
@@ -131,11 +138,11 @@ def test_ledger_verify_names_the_first_bad_entry(run, tmp_path):
     run("init")
     for i in range(3):
         run("ledger", "append", "--action", "test.note", "--details", json.dumps({"i": i}))
-    assert run("ledger", "verify").output.startswith("OK: 11 entries")
+    assert run("ledger", "verify").output.startswith("OK: 12 entries")
     seg_dir = tmp_path / "node" / "ledger" / "segments"
     seg = seg_dir / sorted(os.listdir(seg_dir))[0]
     data = bytearray(seg.read_bytes())
     data[-10] ^= 0x01
     seg.write_bytes(bytes(data))
     out = run("ledger", "verify", code=1).output
-    assert out.startswith("INVALID: entry 10 (seg-0000000000000000.log offset")
+    assert out.startswith("INVALID: entry 11 (seg-0000000000000000.log offset")

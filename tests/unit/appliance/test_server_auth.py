@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,19 @@ class Route:
     url: str
     rule: str  # as in app.url_map, to check the table covers every route
     allowed: frozenset[str]
-    json: dict[str, Any] | None = field(default=None)
+    json: dict[str, Any] | Callable[[ServerEnv], dict[str, Any]] | None = field(default=None)
 
 
-#: THE access table of the ledger API. A route added to the server must be added here.
-LEDGER_ROUTES = (
+MASKED = frozenset({"agent", "supervisor", "auditor", "ops"})
+
+
+def _token(env: ServerEnv) -> dict[str, Any]:
+    token = env.node.masking.mask_text("卡号6222021234567890128", role="supervisor").text[2:]
+    return {"token": token, "reason": "escalation 42: identity check"}
+
+
+#: THE access table of the API. A route added to the server must be added here.
+ROUTES = (
     Route("GET", "/v1/ledger/checkpoint", "/v1/ledger/checkpoint", frozenset({"auditor"})),
     Route("POST", "/v1/ledger/checkpoints", "/v1/ledger/checkpoints", frozenset({"auditor", "admin"})),
     Route("GET", "/v1/ledger/entries/0", "/v1/ledger/entries/<seq>", frozenset({"auditor"})),
@@ -40,16 +49,24 @@ LEDGER_ROUTES = (
         frozenset({"auditor"}),
     ),
     Route("GET", "/v1/ledger/bundles/0", "/v1/ledger/bundles/<seq>", frozenset({"auditor"})),
+    Route("POST", "/v1/mask/text", "/v1/mask/text", MASKED, {"text": "手机13812345678"}),
+    Route("POST", "/v1/mask/records", "/v1/mask/records", MASKED, {"records": [{"mobile": "13812345678"}]}),
+    Route("GET", "/v1/customers/1", "/v1/customers/<customer_id>", MASKED),
+    Route("GET", "/v1/customers/1/transcripts", "/v1/customers/<customer_id>/transcripts", MASKED),
+    Route(
+        "POST", "/v1/tokens/detokenize", "/v1/tokens/detokenize", frozenset({"supervisor", "admin"}), _token
+    ),
 )
 PUBLIC_ROUTES = ("/healthz", "/openapi.json")
 
 
 def _call(env: ServerEnv, route: Route, headers: dict[str, str]) -> TestResponse:
-    return env.client.open(route.url, method=route.method, headers=headers, json=route.json)
+    body = route.json(env) if callable(route.json) else route.json
+    return env.client.open(route.url, method=route.method, headers=headers, json=body)
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("route", LEDGER_ROUTES, ids=lambda r: f"{r.method} {r.rule}")
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.rule}")
 def test_role_matrix(shared_env: ServerEnv, route: Route, role: str) -> None:
     resp = _call(shared_env, route, shared_env.auth(role))
     if role in route.allowed:
@@ -59,21 +76,21 @@ def test_role_matrix(shared_env: ServerEnv, route: Route, role: str) -> None:
         assert role in body["detail"]
 
 
-def test_table_covers_every_ledger_route_and_matches_the_document(shared_env: ServerEnv) -> None:
+def test_table_covers_every_route_and_matches_the_document(shared_env: ServerEnv) -> None:
     served = {
         (r.rule, m)
         for r in shared_env.app.url_map.iter_rules()
         if r.rule.startswith("/v1/")
         for m in (r.methods or set()) - {"HEAD", "OPTIONS"}
     }
-    assert served == {(r.rule, r.method) for r in LEDGER_ROUTES}
+    assert served == {(r.rule, r.method) for r in ROUTES}
     doc = shared_env.client.get("/openapi.json").get_json()
-    for r in LEDGER_ROUTES:
-        path = r.rule.replace("<seq>", "{seq}")
+    for r in ROUTES:
+        path = r.rule.replace("<seq>", "{seq}").replace("<customer_id>", "{customer_id}")
         assert set(doc["paths"][path][r.method.lower()]["x-roles"]) == r.allowed
 
 
-@pytest.mark.parametrize("route", LEDGER_ROUTES, ids=lambda r: f"{r.method} {r.rule}")
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.rule}")
 @pytest.mark.parametrize(
     "headers",
     [
