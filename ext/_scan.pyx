@@ -29,7 +29,7 @@ VALIDATORS = (
     "gb11643", "gb11643-15", "cn-mobile-prefix", "cn-area-code", "gb32100", "cn-passport-format",
     "cn-permit-format", "cn-plate-format", "luhn", "mod97", "ssn-ranges", "itin-ranges", "phone-candidate",
     "email-syntax", "ipaddress", "mac-format", "passport+context", "date+context", "surname+context",
-    "name+context", "address-markers", "street-address", "unionpay-prefix",
+    "name+context", "address-markers", "street-address", "unionpay-prefix", "phone-national",
 )
 
 cdef enum:
@@ -41,7 +41,7 @@ cdef enum:
 cdef enum:
     V_GB11643, V_GB11643_15, V_MOBILE, V_AREA, V_GB32100, V_CNPASS, V_PERMIT, V_PLATE, V_LUHN, V_MOD97
     V_SSN, V_ITIN, V_PHONE, V_EMAIL, V_IP, V_MAC, V_PASSPORT, V_DATE, V_SURNAME, V_NAME, V_ADDRESS
-    V_STREET, V_UNIONPAY
+    V_STREET, V_UNIONPAY, V_PHONE_NAT
 
 cdef enum:
     F_CTX = 1
@@ -192,6 +192,10 @@ cdef inline bint _plate_sep(cp_t c) noexcept nogil:
 cdef inline bint _plate_special(cp_t c) noexcept nogil:
     # 学 警 挂 港 澳 领
     return c == 0x5B66 or c == 0x8B66 or c == 0x6302 or c == 0x6E2F or c == 0x6FB3 or c == 0x9886
+
+
+cdef inline bint _list_sep(cp_t c) noexcept nogil:
+    return c == 32 or c == 0xA0 or c == 0x3000 or c == 44 or c == 0xFF0C or c == 0x3001
 
 
 cdef inline bint _local(cp_t c) noexcept nogil:
@@ -363,6 +367,10 @@ cdef bint _card_network(const char *d, int n) noexcept nogil:
     cdef int d2 = _num(d, 0, 2), d3 = _num(d, 0, 3), d4 = _num(d, 0, 4)
     if d[0] == 52:
         return n == 13 or n == 16 or n == 19
+    if d[0] == 49:  # UATP
+        return n == 15
+    if d4 == 5019:  # Dankort
+        return n == 16
     if 51 <= d2 <= 55 or 2221 <= d4 <= 2720:
         return n == 16
     if d2 == 34 or d2 == 37:
@@ -479,6 +487,39 @@ cdef bint _ipv6_ok(const Text *t, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return True
 
 
+cdef Py_ssize_t _zone(const Text *t, Py_ssize_t e) noexcept nogil:
+    """End of an IPv6 zone id ("%eth0") at ``e``, else ``e``."""
+    cdef Py_ssize_t k
+    cdef cp_t c
+    if _ch(t, e) != 37:
+        return e
+    k = e + 1
+    while True:
+        c = _ch(t, k)
+        if not (_word(c) or c == 46 or c == 95 or c == 45):
+            break
+        k += 1
+    while k > e + 1 and _ch(t, k - 1) == 46:
+        k -= 1
+    return k if k > e + 1 else e
+
+
+cdef Py_ssize_t _prefix(const Text *t, Py_ssize_t e, int most) noexcept nogil:
+    """End of a CIDR prefix length ("/24", 0..``most``, no leading zero) at ``e``, else ``e``."""
+    cdef Py_ssize_t q = e + 1, k = e + 1
+    cdef int v = 0
+    if not (_ch(t, e) == 47 and _digit(_ch(t, q))):
+        return e
+    while _digit(_ch(t, k)) and k - q < 4:
+        v = v * 10 + <int>_ch(t, k) - 48
+        k += 1
+    if k - q > 3 or (k - q > 1 and _ch(t, q) == 48) or v > most:
+        return e
+    if _blocked_after(t, k) or _ch(t, k) == 47:
+        return e
+    return k
+
+
 cdef Py_ssize_t _email_end(const Text *t, Py_ssize_t i) noexcept nogil:
     cdef Py_ssize_t n = t.n, k = i, q, d, j, ls, last
     cdef int labels = 0
@@ -524,6 +565,28 @@ cdef bint _iban_mod97(const Text *t, const Py_ssize_t *chars, int m) noexcept no
         else:
             r = (r * 100 + <int>c - 55) % 97
     return r == 1
+
+
+cdef bint _phone_ctx(const int *keys) noexcept nogil:
+    """Whether the nearest context word is a phone word (no lowering or other type's word nearer)."""
+    cdef int r = keys[PHONE], q
+    if r >= BIG or r > keys[LOWER]:
+        return False
+    for q in range(LOWER):
+        if keys[q] < r and q != PHONE and q != MOBILE and q != LANDLINE:
+            return False
+    return True
+
+
+cdef bint _listed(const Text *t, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Only a list separator (a space, a comma, "、") between ``a`` and ``b``."""
+    cdef Py_ssize_t q
+    if not (0 < b - a <= 2):
+        return False
+    for q in range(a, b):
+        if not _list_sep(_ch(t, q)):
+            return False
+    return True
 
 
 cdef inline int _decide(const int *keys, int t) noexcept nogil:
@@ -1116,7 +1179,7 @@ cdef class Scanner:
         return 0
 
     cdef Py_ssize_t _ipv6(self, const Text *t, Py_ssize_t i, Buf *buf) except -1:
-        cdef Py_ssize_t k = i, e
+        cdef Py_ssize_t k = i, e, z
         cdef cp_t c
         while k < t.n and k - i < 46:
             c = _ch(t, k)
@@ -1132,13 +1195,18 @@ cdef class Scanner:
             e -= 1
         if not _ipv6_ok(t, i, e) or not _raw_ascii(t, i, e):
             return 0
+        if e == k:
+            z = _prefix(t, _zone(t, e), 128)
+            if _raw_ascii(t, e, z):
+                e = z
         self._add(t, buf, i, e, IP, V_IP, 850, 950, 600)
         return e
 
     cdef Py_ssize_t _dotted(self, const Text *t, Py_ssize_t i, Buf *buf) except -1:
         cdef int lens[4]
         cdef int ng = 0, ln = 0
-        cdef Py_ssize_t k = i, g
+        cdef Py_ssize_t k = i, g, e
+        cdef bint ip
         cdef char d[16]
         if _blocked_before(t, i):
             return 0
@@ -1154,11 +1222,19 @@ cdef class Scanner:
                 k += 1
                 continue
             break
-        if _blocked_after(t, k):
+        ip = ng == 4 and _ipv4_ok(t, i, k)
+        if _blocked_after(t, k) and not (ip and _ch(t, k) == 64):  # "192.168.2.1@eth0"
             return 0
-        if ng == 4 and _ipv4_ok(t, i, k) and _raw_ascii(t, i, k):
-            self._add(t, buf, i, k, IP, V_IP, 750, 950, 300)
-            return k
+        if ip:
+            if not _raw_ascii(t, i, k):
+                return 0
+            e = _prefix(t, k, 32)
+            if not _raw_ascii(t, k, e):
+                e = k
+            self._add(t, buf, i, e, IP, V_IP, 750, 950, 300)
+            return e
+        if ng == 3 and lens[0] == 3 and lens[1] == 2 and lens[2] == 4:  # an SSN written 078.05.1123
+            return k if self._nine(t, i, k, d, True, buf) else 0
         if ((ng == 3 and lens[0] == 3 and lens[1] == 3 and lens[2] == 4)
                 or (ng == 4 and lens[0] == 1 and lens[1] == 3 and lens[2] == 3 and lens[3] == 4
                     and d[0] == 49)):
@@ -1243,6 +1319,7 @@ cdef class Scanner:
         cdef int lens[24]
         cdef int ln = 0, nl = 0
         cdef int keys[NKEYS]
+        cdef bint phone
         for k in range(a, b + 1):
             lens[nl] = <int>(gs[2 * k + 1] - gs[2 * k])
             nl += 1
@@ -1302,21 +1379,23 @@ cdef class Scanner:
         if ln == 9:
             return self._nine(t, start, end, d,
                               nl == 3 and lens[0] == 3 and lens[1] == 2 and lens[2] == 4, buf)
-        if ln == 10 and _nanp_ok(d):
-            self._window(t, start, end, keys)
-            if _decide(keys, PHONE) > 0:
-                _push(buf, start, end, 750, PHONE, V_PHONE)
-                return 1
         if a == 0 and ln >= 9 and ln <= 17 and d[0] == 48 and d[1] == 48 and d[2] != 48:
             if d[2] == 56 and d[3] == 54 and self._landline_00(d, ln):
                 self._add(t, buf, start, end, LANDLINE, V_AREA, 900, 950, 550)
             else:
                 self._add(t, buf, start, end, PHONE, V_PHONE, 600, 900, 300)
             return 1
-        if ln == 8 or ln == 10:
+        if 8 <= ln <= 12:
             self._window(t, start, end, keys)
-            if _decide(keys, PERMIT) > 0:
+            phone = _phone_ctx(keys)
+            if ln == 10 and phone and _nanp_ok(d):
+                _push(buf, start, end, 750, PHONE, V_PHONE)
+                return 1
+            if (ln == 8 or ln == 10) and _decide(keys, PERMIT) > 0:
                 _push(buf, start, end, 850, PERMIT, V_PERMIT)
+                return 1
+            if phone:
+                _push(buf, start, end, 750, PHONE, V_PHONE_NAT)
                 return 1
         return 0
 
@@ -1355,10 +1434,15 @@ cdef class Scanner:
                    Buf *buf) except -1:
         cdef int keys[NKEYS]
         cdef int ty, v, dec, score
+        cdef const Cand *prev
         self._window(t, start, end, keys)
-        if not formatted and _decide(keys, PASSPORT) > 0:
-            _push(buf, start, end, 850, PASSPORT, V_PASSPORT)
-            return 1
+        if not formatted:
+            if _decide(keys, PASSPORT) > 0:
+                _push(buf, start, end, 850, PASSPORT, V_PASSPORT)
+                return 1
+            if _phone_ctx(keys):
+                _push(buf, start, end, 750, PHONE, V_PHONE_NAT)
+                return 1
         if _itin_ok(d):
             ty, v = ITIN, V_ITIN
         elif _ssn_ok(d):
@@ -1366,6 +1450,10 @@ cdef class Scanner:
         else:
             return 0
         dec = _decide(keys, ty)
+        if dec == 0 and buf.n > 0:  # a list shares its context: "taxpayer id 911-701234 91170-1234"
+            prev = &buf.items[buf.n - 1]
+            if prev.t == ty and prev.score >= 850 and _listed(t, prev.b, start):
+                dec = 1
         if formatted:
             score = 980 if dec > 0 else (300 if dec < 0 else 800)
         else:
@@ -1551,7 +1639,7 @@ cdef class Scanner:
         cdef int length, m = 0, country, q
         cdef char kind
         cdef Py_ssize_t k = i
-        cdef cp_t c
+        cdef cp_t c, sep = 0
         if not (i + 4 < t.n and _upper(_ch(t, i)) and _upper(_ch(t, i + 1)) and _digit(_ch(t, i + 2))
                 and _digit(_ch(t, i + 3))):
             return 0
@@ -1569,11 +1657,14 @@ cdef class Scanner:
                 chars[m] = k
                 m += 1
                 k += 1
-            elif c == 32 and m % 4 == 0 and _word(_ch(t, k + 1)):
+            elif (c == 32 or c == 45) and (sep == 0 or c == sep) and m % 4 == 0 and _word(_ch(t, k + 1)):
+                sep = c
                 k += 1
             else:
                 break
         if m != length or _word(_ch(t, k)):
+            return 0
+        if sep == 45 and _ch(t, k) == 45 and _word(_ch(t, k + 1)):
             return 0
         for q in range(4, length):
             c = _ch(t, chars[q])
@@ -1714,7 +1805,7 @@ cdef class Scanner:
         return best
 
     cdef Py_ssize_t _person_en(self, const Text *t, Py_ssize_t i, Buf *buf) except -1:
-        cdef Py_ssize_t b = i, k = i, end = 0, w, n = t.n
+        cdef Py_ssize_t b = i, k = i, end = 0, w, n = t.n, start
         cdef int strength, tokens = 0, score
         cdef bint lower_seen, given = False
         cdef cp_t c
@@ -1736,6 +1827,7 @@ cdef class Scanner:
                 return 0
             k = w + 1
             strength = 2
+        start = k
         while tokens < 3 and k < n and _upper(_ch(t, k)):
             w = k + 1
             lower_seen = False
@@ -1775,7 +1867,7 @@ cdef class Scanner:
             score = 650
         else:
             return 0
-        _push(buf, i, end, score, PERSON, V_NAME)
+        _push(buf, start, end, score, PERSON, V_NAME)
         return end
 
     cdef Py_ssize_t _street(self, const Text *t, Py_ssize_t i, Py_ssize_t j, Buf *buf) except -1:

@@ -42,6 +42,7 @@ __all__ = [
     "NAME_SUFFIXES",
     "NAME_TITLES",
     "NONNAMES",
+    "PHONE_REGIONS",
     "PLATE_PROVINCES",
     "RAISING",
     "STREET_SUFFIXES",
@@ -98,7 +99,9 @@ RAISING: dict[str, tuple[str, ...]] = {
         "社安号",
     ),
     "US_ITIN": ("itin", "taxpayer", "individual taxpayer", "taxpayer id", "tin", "tax id", "纳税人识别号"),
-    "PHONE": _PHONE_WORDS,
+    # "number" alone is a phone word (what else is "my number"); the "<thing> number" phrases of other
+    # types ("account number", "passport number") and of LOWERING are longer and win where they occur.
+    "PHONE": (*_PHONE_WORDS, "number", "numbers", "phones", "phone numbers", "mobile phone"),
     "EMAIL": ("email", "e-mail", "mail", "邮箱", "电子邮件", "邮件", "电邮"),
     "IP_ADDRESS": (
         "ip", "ip address", "ip地址", "ipv4", "ipv6", "server", "host", "服务器", "主机", "登录ip",
@@ -136,6 +139,13 @@ LOWERING: tuple[str, ...] = (
     "serial number", "sku", "model", "version", "case number", "case #", "case no", "shipment", "waybill",
     "parcel", "package", "coupon", "voucher", "promo code", "verification code", "otp", "amount", "total",
     "gift card", "flight", "policy number",
+    # "<thing> number": longer than the phone word "number", so they win where they occur
+    "reference number", "ref number", "booking number", "reservation number", "invoice number",
+    "receipt number", "claim number", "member number", "membership number", "customer number",
+    "model number", "part number", "item number", "product number", "flight number",
+    "transaction number", "batch number", "lot number", "version number", "shipment number",
+    "parcel number", "package number", "voucher number", "coupon number", "return number", "rma number",
+    "quote number", "po number", "purchase order number",
 )  # fmt: skip
 
 SURNAMES: tuple[str, ...] = tuple(
@@ -385,6 +395,15 @@ CN_AREA_CODES: tuple[str, ...] = tuple(
     950 951 952 953 954 955 970 971 972 973 974 975 976 977 978 979 990 991 992 993 994 995 996 997 998 999
     """.split()
 )
+
+
+# Regions whose national-format numbers ("09-7625400", "020 7946 0958": no "+", no "00") the analyzer
+# accepts as PHONE, checked with libphonenumber. The kernel proposes such a number only where the nearest
+# context word is a phone word; it is then reported if it is valid in one of these regions *as written*,
+# trunk prefix included (a German reading of any 10 digits is too permissive otherwise). Mainland China
+# and NANP numbers have their own rules and are not listed. Override per deployment with
+# ``Analyzer(scanner, phone_regions=...)`` (ISO 3166 alpha-2 codes libphonenumber knows).
+PHONE_REGIONS: tuple[str, ...] = ("GB", "DE", "FR", "IL", "IN", "SG", "HK", "AU", "JP")
 
 
 def iban_formats() -> tuple[str, ...]:

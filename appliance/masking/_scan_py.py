@@ -30,7 +30,10 @@ are only reported with raising context; weak checks in lowering context ("订单
 
 International phone numbers are only *candidates* here (validator ``phone-candidate``): the analyzer
 confirms them with libphonenumber, which is too large to reimplement and is needed only for the
-rare ``+``/``00``/NANP-shaped spans.
+rare ``+``/``00``/NANP-shaped spans. National numbers of other countries ("09-7625400", "052 5552606":
+8 to 12 digits, no ``+``) are candidates (``phone-national``) only where the nearest context word is
+a phone word ("phone", "number", "call", 电话 ...; not "account number", not "order number"); the
+analyzer keeps those valid in one of its configured regions.
 
 Decisions worth knowing before changing a rule (each has a test named after it):
 
@@ -40,7 +43,10 @@ Decisions worth knowing before changing a rule (each has a test named after it):
   ("188 4954 3621 7" is one mistyped number, not a mobile and a 7). A run glued to letters, to a
   decimal point, to '@' or to a code ("INV-2022-330814", "T20240920-1875") is part of something
   longer and yields nothing. Mobiles must also be grouped the way people write them (3-4-4, 3-8,
-  7-4 or unbroken): "1775 4865 974" is the tail of a card, not a phone.
+  7-4 or unbroken): "1775 4865 974" is the tail of a card, not a phone. Bare nine-digit numbers are
+  SSNs/ITINs only in context (any 9-digit order id would be one otherwise); a nine-digit number right
+  after a context-raised one of its type, with only a list separator between, shares its context.
+  IBANs are grouped by spaces or by dashes, one kind per IBAN; SSNs may be dotted (078.05.1123).
 * Checks follow validators.py, the authority: GB 11643 with a birth date between 1900 and ``today``
   (a Scanner argument, so the kernels stay pure), GB 32100 with its authority/type table and a
   province region, the allocated mobile segments, libphonenumber's area codes, the issuers' IIN
@@ -48,7 +54,10 @@ Decisions worth knowing before changing a rule (each has a test named after it):
   sample numbers, GA 36 plates. UnionPay numbers failing Luhn are only reported in card context and
   below the default 0.5 floor (some debit cards carry no Luhn digit; the checksum proof is gone).
 * Full-width digits and letters count for numbers typed with an IME, but e-mail, IP and MAC
-  addresses must be ASCII as written: machines print those.
+  addresses must be ASCII as written: machines print those. An IP address takes its CIDR prefix length
+  ("10.0.0.0/8", "2001:db8::/32") and an IPv6 zone id ("fe80::1%eth0") into the span; an IPv4 address
+  may be followed by '@' and an interface ("192.168.2.1@eth0"). Glued forms ("192.168.1.1.1",
+  "text::ffff:192.0.2.1") are left alone: no reading of them is the obvious one.
 * Addresses (Chinese): a chain of place names and markers (省/市/区/路/号/室 ...) with at least two
   markers, ending at street level or finer; the chain starts after a stop character or a lead verb
   ("改成", "寄到", "位于"), a one-character first name is no place ("回乡证号"), the same marker
@@ -57,8 +66,9 @@ Decisions worth knowing before changing a rule (each has a test named after it):
   military forms (PSC/Unit ... Box ..., APO/FPO/DPO AA/AE/AP) too.
 * Names: a Chinese surname with one or two given-name characters needs a context word right before
   it or an honorific (or "这边") right after; weak introductions (我是, "this is") need the name to
-  end there. English names need an introduction, a title ("Dr. Jane Doe", kept in the span), a
-  common given name followed by a surname (lower score), or "here" after them.
+  end there. English names need an introduction, a title ("Dr. Jane Doe"; the span is "Jane Doe",
+  titles stay outside as in NER conventions, suffixes like "Jr." stay inside), a common given name
+  followed by a surname (lower score), or "here" after them.
 """
 
 from __future__ import annotations
@@ -82,11 +92,11 @@ VALIDATORS: tuple[str, ...] = (
     "gb11643", "gb11643-15", "cn-mobile-prefix", "cn-area-code", "gb32100", "cn-passport-format",
     "cn-permit-format", "cn-plate-format", "luhn", "mod97", "ssn-ranges", "itin-ranges", "phone-candidate",
     "email-syntax", "ipaddress", "mac-format", "passport+context", "date+context", "surname+context",
-    "name+context", "address-markers", "street-address", "unionpay-prefix",
+    "name+context", "address-markers", "street-address", "unionpay-prefix", "phone-national",
 )  # fmt: skip
 (V_GB11643, V_GB11643_15, V_MOBILE, V_AREA, V_GB32100, V_CNPASS, V_PERMIT, V_PLATE, V_LUHN, V_MOD97,
  V_SSN, V_ITIN, V_PHONE, V_EMAIL, V_IP, V_MAC, V_PASSPORT, V_DATE, V_SURNAME, V_NAME, V_ADDRESS,
- V_STREET, V_UNIONPAY) = range(23)  # fmt: skip
+ V_STREET, V_UNIONPAY, V_PHONE_NAT) = range(24)  # fmt: skip
 
 # Character flags (one byte per BMP code point in the compiled twin).
 F_CTX = 1  # first (folded) character of a context word
@@ -130,6 +140,7 @@ _PLATE_SEPS = frozenset("·•・ -\u00b7")
 _PLATE_SPECIAL = frozenset("学警挂港澳领")
 _NEV_SMALL = frozenset("ABCDEFGHJK")  # GA 36-2018 (2022): small new-energy plates
 _LOCAL = frozenset("._%+-")
+_LIST_SEPS = frozenset(" \u00a0\u3000,，、")  # between the items of a list of numbers
 # GB/T 2260 province-level codes; 83: residence permits of Taiwan residents (2018), GB 11643 format.
 _PROVINCES = frozenset(
     str(p)
@@ -299,13 +310,18 @@ def _luhn(d: str) -> bool:
 
 def _card_network(d: str) -> bool:
     """Whether the IIN and length belong to a card network: Visa, Mastercard, Amex, Discover, JCB, Diners,
-    UnionPay, Maestro, Mir (the issuers' published IIN ranges)."""
+    UnionPay, Maestro, Mir, UATP (1, 15 digits), Dankort (5019, 16 digits): the issuers' published IIN
+    ranges, as ``validators.card_network`` has them."""
     n = len(d)
     d2 = int(d[:2])
     d3 = int(d[:3])
     d4 = int(d[:4])
     if d[0] == "4":
         return n == 13 or n == 16 or n == 19
+    if d[0] == "1":
+        return n == 15
+    if d4 == 5019:
+        return n == 16
     if 51 <= d2 <= 55 or 2221 <= d4 <= 2720:
         return n == 16
     if d2 == 34 or d2 == 37:
@@ -410,6 +426,32 @@ def _ipv6_ok(s: str, a: int, b: int) -> bool:
     return True
 
 
+def _zone(s: str, n: int, e: int) -> int:
+    """End of an IPv6 zone id ("%eth0", RFC 4007: ``%`` and [A-Za-z0-9._-]) at ``e``, else ``e``."""
+    if not (e < n and s[e] == "%"):
+        return e
+    k = e + 1
+    while k < n and (_word(s[k]) or s[k] == "." or s[k] == "_" or s[k] == "-"):
+        k += 1
+    while k > e + 1 and s[k - 1] == ".":
+        k -= 1  # a full stop ends the sentence, not the zone
+    return k if k > e + 1 else e
+
+
+def _prefix(s: str, n: int, e: int, most: int) -> int:
+    """End of a CIDR prefix length ("/24", 0..``most``, no leading zero) at ``e``, else ``e``."""
+    if not (e + 1 < n and s[e] == "/" and _digit(s[e + 1])):
+        return e
+    q = k = e + 1
+    while k < n and _digit(s[k]) and k - q < 4:
+        k += 1
+    if k - q > 3 or (k - q > 1 and s[q] == "0") or int(s[q:k]) > most:
+        return e
+    if _blocked_after(s, n, k) or (k < n and s[k] == "/"):
+        return e  # "10.0.0.0/8/x", "/24abc": not a prefix length
+    return k
+
+
 def _email_end(s: str, n: int, i: int) -> int:
     """End of the e-mail address whose local part starts at ``i``, else 0."""
     k = i
@@ -468,6 +510,28 @@ def _decide(keys: list[int], t: int) -> int:
     if lo < BIG:
         return -1
     return 0
+
+
+def _phone_ctx(keys: list[int]) -> bool:
+    """Whether the nearest context word is about phones: a raising PHONE word, with no lowering word and
+    no other type's word nearer ("account number" is a card's, "passport number" a passport's)."""
+    r = keys[PHONE]
+    if r >= BIG or r > keys[LOWER]:
+        return False
+    for t in range(LOWER):
+        if keys[t] < r and t != PHONE and t != MOBILE and t != LANDLINE:
+            return False
+    return True
+
+
+def _listed(s: str, a: int, b: int) -> bool:
+    """Only a list separator (a space, a comma, "、") between ``a`` and ``b``."""
+    if not 0 < b - a <= 2:
+        return False
+    for q in range(a, b):
+        if s[q] not in _LIST_SEPS:
+            return False
+    return True
 
 
 def _resolve(cands: list[tuple[int, int, int, int, int]]) -> list[tuple[int, int, int, int, int]]:
@@ -840,6 +904,10 @@ class Scanner:
             e -= 1
         if not _ipv6_ok(s, i, e) or not text[i:e].isascii():
             return 0
+        if e == k:
+            z = _prefix(s, n, _zone(s, n, e), 128)
+            if text[e:z].isascii():
+                e = z
         self._add(cands, low, n, i, e, IP, V_IP, 850, 950, 600)
         return e
 
@@ -858,12 +926,20 @@ class Scanner:
                 k += 1
                 continue
             break
-        if _blocked_after(s, n, k):
+        ip = len(lens) == 4 and _ipv4_ok(s, i, k)
+        if _blocked_after(s, n, k) and not (ip and s[k] == "@"):  # "192.168.2.1@eth0": at an interface
             return 0
-        if len(lens) == 4 and _ipv4_ok(s, i, k) and text[i:k].isascii():
-            self._add(cands, low, n, i, k, IP, V_IP, 750, 950, 300)
-            return k
+        if ip:
+            if not text[i:k].isascii():
+                return 0
+            e = _prefix(s, n, k, 32)
+            if not text[k:e].isascii():
+                e = k
+            self._add(cands, low, n, i, e, IP, V_IP, 750, 950, 300)
+            return e
         d = "".join(c for c in s[i:k] if c != ".")
+        if lens == [3, 2, 4]:  # an SSN written 078.05.1123
+            return k if self._nine(s, low, n, i, k, d, lens, cands) else 0
         if lens == [3, 3, 4] or (lens == [1, 3, 3, 4] and d[0] == "1"):
             if _nanp_ok(d[-10:]):
                 self._add(cands, low, n, i, k, PHONE, V_PHONE, 650, 900, 300)
@@ -980,21 +1056,23 @@ class Scanner:
                 return True
         if ln == 9:
             return self._nine(s, low, n, start, end, d, lens, cands)
-        if ln == 10 and _nanp_ok(d):
-            keys = self._window(low, n, start, end)
-            if _decide(keys, PHONE) > 0:
-                cands.append((start, end, 750, PHONE, V_PHONE))
-                return True
         if a == 0 and d[:2] == "00" and 9 <= ln <= 17 and d[2] != "0":  # 00 prefix opens a run
             if d[2:4] == "86" and self._landline_area("0" + d[4:]):
                 self._add(cands, low, n, start, end, LANDLINE, V_AREA, 900, 950, 550)
             else:
                 self._add(cands, low, n, start, end, PHONE, V_PHONE, 600, 900, 300)
             return True
-        if ln == 8 or ln == 10:
+        if 8 <= ln <= 12:
             keys = self._window(low, n, start, end)
-            if _decide(keys, PERMIT) > 0:
+            phone = _phone_ctx(keys)
+            if ln == 10 and phone and _nanp_ok(d):
+                cands.append((start, end, 750, PHONE, V_PHONE))
+                return True
+            if (ln == 8 or ln == 10) and _decide(keys, PERMIT) > 0:
                 cands.append((start, end, 850, PERMIT, V_PERMIT))
+                return True
+            if phone:  # "电话 09-7625400": a national number, the analyzer checks it by region
+                cands.append((start, end, 750, PHONE, V_PHONE_NAT))
                 return True
         return False
 
@@ -1032,12 +1110,21 @@ class Scanner:
         return False
 
     def _nine(self, s: str, low: str, n: int, start: int, end: int, d: str, lens: list, cands: list) -> bool:
-        """Nine digits: a US SSN or ITIN (formatted 3-2-4, or bare in context), or a passport number."""
+        """Nine digits: a US SSN or ITIN (formatted 3-2-4, or bare in context), a passport number, or a
+        national phone number in phone context ("09-7625400").
+
+        A number right after one of its type that was raised by context, with only a list separator
+        between ("taxpayer id 911-701234 91170-1234"), shares that context.
+        """
         keys = self._window(low, n, start, end)
         formatted = lens == [3, 2, 4]
-        if not formatted and _decide(keys, PASSPORT) > 0:
-            cands.append((start, end, 850, PASSPORT, V_PASSPORT))
-            return True
+        if not formatted:
+            if _decide(keys, PASSPORT) > 0:
+                cands.append((start, end, 850, PASSPORT, V_PASSPORT))
+                return True
+            if _phone_ctx(keys):
+                cands.append((start, end, 750, PHONE, V_PHONE_NAT))
+                return True
         if _itin_ok(d):
             t, v = ITIN, V_ITIN
         elif _ssn_ok(d):
@@ -1045,6 +1132,10 @@ class Scanner:
         else:
             return False
         dec = _decide(keys, t)
+        if dec == 0 and cands:
+            prev = cands[-1]
+            if prev[3] == t and prev[2] >= 850 and _listed(s, prev[1], start):
+                dec = 1
         if formatted:
             score = 980 if dec > 0 else 300 if dec < 0 else 800
         else:
@@ -1195,7 +1286,7 @@ class Scanner:
 
     def _iban(self, s: str, low: str, n: int, i: int, cands: list) -> int:
         """Country code, check digits (not 00/01/99), the registry's BBAN length and character classes,
-        in groups of 4 or unbroken, and mod 97."""
+        in groups of 4 (joined by spaces or by dashes, one kind throughout) or unbroken, and mod 97."""
         if not (i + 4 < n and _upper(s[i]) and _upper(s[i + 1]) and _digit(s[i + 2]) and _digit(s[i + 3])):
             return 0
         classes = self._iban_formats.get(s[i : i + 2])
@@ -1204,17 +1295,27 @@ class Scanner:
         length = len(classes) + 4
         chars: list[int] = []
         k = i
+        sep = ""
         while k < n and len(chars) < length:
             c = s[k]
             if _digit(c) or _upper(c):
                 chars.append(k)
                 k += 1
-            elif c == " " and len(chars) % 4 == 0 and k + 1 < n and _word(s[k + 1]):
+            elif (
+                (c == " " or c == "-")
+                and sep in ("", c)
+                and len(chars) % 4 == 0
+                and k + 1 < n
+                and _word(s[k + 1])
+            ):
+                sep = c
                 k += 1
             else:
                 break
         if len(chars) != length or (k < n and _word(s[k])):
             return 0
+        if sep == "-" and k + 1 < n and s[k] == "-" and _word(s[k + 1]):
+            return 0  # "AL47-2121-...-8741-X": part of a longer code
         for q in range(4, length):
             c = s[chars[q]]
             kind = classes[q - 4]
@@ -1332,8 +1433,9 @@ class Scanner:
         return best
 
     def _person_en(self, s: str, low: str, n: int, i: int, cands: list) -> int:
-        """Capitalised name tokens after "my name is", "Dear", "Regards," ..., or a title ("Dr. Jane
-        Doe"), or a common given name and a surname; a generational/professional suffix closes it."""
+        """Capitalised name tokens after "my name is", "Dear", "Regards," ..., or after a title ("Dr. Jane
+        Doe" gives "Jane Doe": a title is no part of the name, as in NER conventions), or a common given
+        name and a surname; a generational/professional suffix closes it and stays in the span."""
         if not _upper(s[i]):
             return 0
         b = i
@@ -1351,6 +1453,7 @@ class Scanner:
                 return 0
             k = w + 1
             strength = 2
+        start = k
         end = 0
         tokens = 0
         given = False
@@ -1396,7 +1499,7 @@ class Scanner:
             score = 650
         else:
             return 0
-        cands.append((i, end, score, PERSON, V_NAME))
+        cands.append((start, end, score, PERSON, V_NAME))
         return end
 
     def _street(self, s: str, low: str, n: int, i: int, j: int, cands: list) -> int:

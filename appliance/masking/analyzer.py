@@ -2,10 +2,16 @@
 
 All detection happens in the scanner kernel (``ext/_scan.pyx``, or its twin ``_scan_py.py``), built
 once from ``_lexicon``; this module turns its integer tuples into findings and finishes the one check
-the kernel leaves open on purpose: international phone numbers, which need libphonenumber's metadata.
-The kernel marks those candidates ``phone-candidate`` (``+``/``00`` prefixes and NANP shapes only, so
-the slow path runs for a handful of spans, never per message); here they become ``libphonenumber`` or
-are dropped.
+the kernel leaves open on purpose: phone numbers outside mainland China, which need libphonenumber's
+metadata. The kernel marks two kinds of candidates, so the slow path runs for a handful of spans, never
+per message; here they become ``libphonenumber`` or are dropped:
+
+* ``phone-candidate``: ``+``/``00`` international numbers and NANP shapes (checked as US numbers);
+* ``phone-national``: 8-12 digit national-format numbers ("09-7625400", "052 5552606") that the kernel
+  proposes only where the nearest context word is a phone word ("phone", "number", "call", 电话 ...).
+  Kept if libphonenumber calls the number valid in one of the analyzer's ``phone_regions`` (default
+  ``_lexicon.PHONE_REGIONS``) *as written*: the digits must be the number's national format there,
+  trunk prefix included, so "2345678901" is no German number although libphonenumber would read one.
 
 Why the analyzer is this thin: the hot path must stay at tens of thousands of messages per second per
 core with every recognizer on, so per call it allocates the findings and nothing else. Entity filters
@@ -28,8 +34,11 @@ from appliance.masking.errors import UnknownEntityType
 __all__ = ["Analyzer"]
 
 _TYPES = _kernel.TYPES
-_VALIDATORS = tuple("libphonenumber" if v == "phone-candidate" else v for v in _kernel.VALIDATORS)
+_VALIDATORS = tuple(
+    "libphonenumber" if v in ("phone-candidate", "phone-national") else v for v in _kernel.VALIDATORS
+)
 _PHONE_CANDIDATE = _kernel.VALIDATORS.index("phone-candidate")
+_PHONE_NATIONAL = _kernel.VALIDATORS.index("phone-national")
 _ALL = (1 << len(_TYPES)) - 1
 _DIGITS = {**{c: chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)}, 0xFF0B: "+"}
 _MASK_CACHE_SIZE = 64
@@ -56,6 +65,37 @@ def _phone_valid(span: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)
+def _national_valid(span: str, regions: tuple[str, ...]) -> bool:
+    """Whether a kernel ``phone-national`` candidate is a valid number of one of ``regions``, written in
+    that region's national format (the same digits, trunk prefix included)."""
+    digits = "".join(c for c in span.translate(_DIGITS) if "0" <= c <= "9")
+    for region in regions:
+        try:
+            number = phonenumbers.parse(digits, region)
+        except NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(number):
+            continue
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        if "".join(c for c in national if "0" <= c <= "9") == digits:
+            return True
+    return False
+
+
+def _check_regions(regions: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(regions, str):
+        raise ValueError("phone_regions: need a collection of region codes, not one string")
+    out = tuple(regions)
+    unknown = [r for r in out if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(
+            f"phone_regions: {', '.join(map(repr, unknown))} not a region libphonenumber knows "
+            "(ISO 3166 alpha-2, upper case)"
+        )
+    return out
+
+
 @lru_cache(maxsize=1)
 def _default_scanner() -> object:
     return _kernel.Scanner(**_lexicon.scanner_arguments(_TYPES))
@@ -64,16 +104,24 @@ def _default_scanner() -> object:
 class Analyzer:
     """Detects PII with one scanner; cheap to call, safe to share between threads."""
 
-    __slots__ = ("_masks", "_scan")
+    __slots__ = ("_masks", "_regions", "_scan")
 
-    def __init__(self, scanner: object) -> None:
+    def __init__(self, scanner: object, *, phone_regions: Iterable[str] = _lexicon.PHONE_REGIONS) -> None:
+        """``phone_regions``: where national-format phone numbers (no ``+``) may come from, as ISO 3166
+        region codes; ``()`` reports none of them."""
         self._scan = scanner.scan  # type: ignore[attr-defined]
         self._masks: dict[object, int] = {}
+        self._regions = _check_regions(phone_regions)
 
     @classmethod
-    def default(cls) -> Analyzer:
+    def default(cls, *, phone_regions: Iterable[str] = _lexicon.PHONE_REGIONS) -> Analyzer:
         """An analyzer over the built-in lexicon (the scanner is built once per process)."""
-        return cls(_default_scanner())
+        return cls(_default_scanner(), phone_regions=phone_regions)
+
+    @property
+    def phone_regions(self) -> tuple[str, ...]:
+        """The regions national-format phone numbers are checked against."""
+        return self._regions
 
     @property
     def implementation(self) -> str:
@@ -127,6 +175,8 @@ class Analyzer:
             if score < floor or not (mask >> t) & 1:
                 continue
             if v == _PHONE_CANDIDATE and not _phone_valid(text[start:end]):
+                continue
+            if v == _PHONE_NATIONAL and not _national_valid(text[start:end], self._regions):
                 continue
             out.append(Finding(_TYPES[t], start, end, score / 1000, _VALIDATORS[v]))
         return out

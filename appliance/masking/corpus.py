@@ -9,7 +9,9 @@ checksum-invalid identifiers in them that are labelled as nothing, and about a f
 hold no PII at all.
 
 Gold spans are ``(type, start, end)`` in code points of the message (Python ``str`` indices), end
-exclusive, the same convention as :class:`appliance.masking.entities.Finding`.
+exclusive, the same convention as :class:`appliance.masking.entities.Finding`. A PERSON span is the
+name without an honorific title ("Dr. Jane Doe" is labelled "Jane Doe", as NER corpora and Presidio do;
+a suffix like "Jr." or "MD" stays in it).
 
 Scoring: :func:`evaluate` with ``match="exact"`` is the headline (a masked span that is one character
 short leaks that character); ``match="overlap"`` is reported next to it to tell boundary errors from
@@ -220,6 +222,8 @@ _OPENER_SHARE = 0.8
 _CLOSER_SHARE = 0.9
 
 _SLOT = re.compile(r"\{([!~]?)([A-Za-z_]+)(?::([a-z0-9_]+))?\}")
+# Honorific titles before an English name: outside its PERSON span (the labelling convention above).
+_NAME_TITLE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? (?=[A-Z])")
 
 
 def _build_templates() -> tuple[Template, ...]:
@@ -322,7 +326,8 @@ def _fill(template: Template, rng: random.Random) -> LabelledMessage:
                     f"template {template.id}: cannot draw an unambiguous {name}; this is a bug"
                 )
             if marker == "":
-                spans.append((name, pos, pos + len(value)))
+                title = _NAME_TITLE.match(value) if name == EntityType.PERSON else None
+                spans.append((name, pos + (title.end() if title else 0), pos + len(value)))
         parts.append(value)
         pos += len(value)
     parts.append(template.text[last:])

@@ -16,7 +16,7 @@ __all__ = ["ENTITY_TYPES", "EntityType", "Finding"]
 class EntityType(StrEnum):
     CN_RESIDENT_ID = "CN_RESIDENT_ID"  # GB 11643 18-digit (check char) and 15-digit legacy
     CN_MOBILE = "CN_MOBILE"  # 1[3-9]x xxxx xxxx, optional +86 / 0086
-    CN_LANDLINE = "CN_LANDLINE"  # 0AA(A)-XXXXXXX(X)
+    CN_LANDLINE = "CN_LANDLINE"  # 0 + area code + 7-8 digit local number
     CN_USCC = "CN_USCC"  # Unified Social Credit Code, GB 32100 check
     CN_PASSPORT = "CN_PASSPORT"  # E/G + 8 digits, EA1234567 ...
     CN_PERMIT = "CN_PERMIT"  # HK/Macau/Taiwan travel permits (C/H/M/T...)

@@ -60,6 +60,7 @@ __all__ = [
     "email",
     "iban",
     "icao_check_digit",
+    "ip_address",
     "ipv4",
     "ipv6",
     "luhn",
@@ -303,6 +304,8 @@ _CARD_RULES: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
     ("jcb", "3528", "3589", _16_19),
     ("visa", "4", "4", (13, 16, 19)),
     ("mir", "2200", "2204", _16_19),
+    ("uatp", "1", "1", (15,)),
+    ("dankort", "5019", "5019", (16,)),
     ("mastercard", "2221", "2720", (16,)),
     ("mastercard", "51", "55", (16,)),
     ("maestro", "5018", "5018", _ALL),
@@ -346,7 +349,8 @@ def payment_card(s: str) -> bool:
     """13-19 digits in a known network's IIN range and length, passing Luhn.
 
     Visa, Mastercard (51-55, 2221-2720), Amex, Discover, JCB, Diners, UnionPay, Maestro (13-19 digits;
-    the rare 12-digit Maestro is not accepted) and Mir. A card that fails Luhn is never accepted here,
+    the rare 12-digit Maestro is not accepted), Mir, UATP (airline cards: 1, 15 digits) and Dankort
+    (5019, 16 digits). A card that fails Luhn is never accepted here,
     see :func:`unionpay_non_luhn` for the one network that issues such numbers.
     """
     return card_network(s) is not None and luhn(s)
@@ -748,8 +752,9 @@ _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 
 def ipv6(s: str) -> bool:
-    """An IPv6 address as :mod:`ipaddress` reads it, without a ``%zone`` suffix (zones are local names,
-    not identifiers). A character prefilter keeps garbage away from the exception path."""
+    """An IPv6 address as :mod:`ipaddress` reads it, without a ``%zone`` suffix (the address alone;
+    :func:`ip_address` takes a span with a zone or prefix length). A character prefilter keeps garbage
+    away from the exception path."""
     if len(s) < 2 or len(s) > 45 or s.count(":") < 2 or not _IPV6_CHARS.issuperset(s):
         return False
     try:
@@ -757,6 +762,29 @@ def ipv6(s: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_ZONE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def ip_address(s: str) -> bool:
+    """An IP address as it is written in text: :func:`ipv4` or :func:`ipv6`, optionally followed by a
+    CIDR prefix length (``10.0.0.0/8``, ``2001:db8::/32``; 0-32 or 0-128, no leading zero), and for
+    IPv6 a zone id before it (``fe80::1%eth0``, RFC 4007: ``%`` and ``[A-Za-z0-9._-]+``). Masking
+    takes the whole: the prefix and zone say which network and interface the address belongs to."""
+    address, slash, length = s.partition("/")
+    if slash and not (
+        length.isascii() and length.isdigit() and len(length) <= 3 and (len(length) == 1 or length[0] != "0")
+    ):
+        return False
+    if ":" in address:
+        address, pct, zone = address.partition("%")
+        if pct and not (zone and _ZONE_CHARS.issuperset(zone)):
+            return False
+        ok, most = ipv6(address), 128
+    else:
+        ok, most = ipv4(address), 32
+    return ok and (not slash or int(length) <= most)
 
 
 def mac(s: str) -> bool:
@@ -834,8 +862,7 @@ def _normalized(fn: _Check) -> _Check:
 
 
 def _ip(text: str) -> bool:
-    text = text.strip()
-    return ipv4(text) or ipv6(text)
+    return ip_address(text.strip())
 
 
 def _free_text(text: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+import phonenumbers
 import pytest
 
 from appliance.masking import _lexicon, _scan_py, corpus, synth, validators
@@ -78,6 +79,25 @@ POSITIVES = [
         "address-markers",
     ),
     ("ship to 221B Baker Street, please", "ADDRESS", "221B Baker Street", "street-address"),
+    # Presidio's test sentences that a careful detector gets right too
+    ("my credit card: 122000000000003", "BANK_CARD", "122000000000003", "luhn"),
+    ("Dankort 5019717010103742", "BANK_CARD", "5019717010103742", "luhn"),
+    ("Subnet: 192.168.1.0/24", "IP_ADDRESS", "192.168.1.0/24", "ipaddress"),
+    ("Prefix: 2001:db8::/32", "IP_ADDRESS", "2001:db8::/32", "ipaddress"),
+    ("link-local fe80::1%eth0 is up", "IP_ADDRESS", "fe80::1%eth0", "ipaddress"),
+    ("192.168.2.1@eth0", "IP_ADDRESS", "192.168.2.1", "ipaddress"),
+    (
+        "Dash as iban separator: AL47-2121-1009-0000-0002-3569-8741",
+        "IBAN",
+        "AL47-2121-1009-0000-0002-3569-8741",
+        "mod97",
+    ),
+    ("SSN 078.05.1123 on file", "US_SSN", "078.05.1123", "ssn-ranges"),
+    ("my taxpayer id is 91170-1234", "US_ITIN", "91170-1234", "itin-ranges"),
+    ("ITIN: 911701234", "US_ITIN", "911701234", "itin-ranges"),
+    ("My Israeli number is 09-7625400", "PHONE", "09-7625400", "libphonenumber"),
+    ("电话：052 5552606", "PHONE", "052 5552606", "libphonenumber"),
+    ("They call me Mr. Mayers", "PERSON", "Mayers", "name+context"),
 ]
 
 
@@ -94,6 +114,41 @@ def test_offsets_index_the_original_text(analyzer):
     [f] = analyzer.analyze(text)
     assert text[f.start : f.end] == "６２２２ ０２１２ ３４５６ ７８９０ １２８"
     assert (f.start, f.end) == (6, 29)
+
+
+def test_national_phone_numbers_need_phone_context(analyzer):
+    text = "try one of these phones 052 5552606 074-7111234"
+    assert spans(analyzer, text) == [("PHONE", "052 5552606"), ("PHONE", "074-7111234")]
+    assert analyzer.analyze("052 5552606") == []
+    assert analyzer.analyze("order number 0525552606") == []
+    assert analyzer.analyze("account number 0525552606") == []  # the card's phrase is nearer
+    assert analyzer.analyze("reference number 4155550132") == []
+
+
+def test_national_phone_numbers_are_checked_as_written_in_a_configured_region(analyzer):
+    # libphonenumber reads any ten digits as German; a national number must carry its trunk prefix.
+    assert phonenumbers.is_valid_number(phonenumbers.parse("4001234567", "DE"))
+    assert analyzer.analyze("phone 4001234567") == []
+    assert analyzer.analyze("手机15412345678") == []  # not a mobile, and no region writes it so
+    scanner = analyzer._scan.__self__
+    israel_only = Analyzer(scanner, phone_regions=("IL",))
+    assert spans(israel_only, "my number is 09-7625400") == [("PHONE", "09-7625400")]
+    assert spans(Analyzer(scanner, phone_regions=("GB", "SG")), "my number is 09-7625400") == []
+    assert Analyzer(scanner, phone_regions=()).analyze("my number is 09-7625400") == []
+    assert israel_only.phone_regions == ("IL",)
+    assert analyzer.phone_regions == _lexicon.PHONE_REGIONS
+
+
+@pytest.mark.parametrize("regions", [("XX",), ("gb",), "GB"])
+def test_unknown_phone_regions_are_refused(analyzer, regions):
+    with pytest.raises(ValueError, match="phone_regions"):
+        Analyzer(analyzer._scan.__self__, phone_regions=regions)
+
+
+def test_a_list_of_nine_digit_numbers_shares_its_context(analyzer):
+    text = "my taxpayer id is 911-701234 91170-1234"
+    assert spans(analyzer, text) == [("US_ITIN", "911-701234"), ("US_ITIN", "91170-1234")]
+    assert analyzer.analyze("911-701234 91170-1234") == []  # no context, no ITIN (any id could be one)
 
 
 def test_invalid_international_phone_is_dropped(analyzer):

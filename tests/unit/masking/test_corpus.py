@@ -73,6 +73,23 @@ def test_spans_cover_whole_tokens(corpus) -> None:
             assert not _WORDISH.match(before) and not _WORDISH.match(after), (m.text, entity_type)
 
 
+_TITLE_BEFORE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? $")
+
+
+def test_english_names_are_labelled_without_their_title(corpus) -> None:
+    """A title stays outside the span: "Dr. Jane Doe" is labelled "Jane Doe" (the NER and Presidio
+    convention); suffixes ("Jr.", "MD") stay in."""
+    titled = 0
+    for m in corpus:
+        for entity_type, start, end in m.spans:
+            if entity_type != EntityType.PERSON or not m.text[start:end].isascii():
+                continue
+            name = m.text[start:end]
+            assert not re.match(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ", name), (name, m.text)
+            titled += bool(_TITLE_BEFORE.search(m.text[max(0, start - 6) : start]))
+    assert titled > 0, "Faker draws titled names: some must have been stripped"
+
+
 _CANDIDATE = re.compile(r"\+?[0-9A-Za-z][0-9A-Za-z \-·]*[0-9A-Za-z]")
 
 

@@ -507,6 +507,66 @@ def test_ipv6_accepts_every_address(addr: ipaddress.IPv6Address) -> None:
     assert v.ipv6(addr.exploded)
 
 
+@given(st.ip_addresses(), st.integers(0, 128))
+@SETTINGS
+def test_ip_address_accepts_every_address_with_a_prefix_length(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int
+) -> None:
+    length %= addr.max_prefixlen + 1
+    assert v.ip_address(str(addr))
+    assert v.ip_address(f"{addr}/{length}")
+    assert v.ip_address(str(ipaddress.ip_interface(f"{addr}/{length}")))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.168.1.0/24", True),
+        ("0.0.0.0/0", True),
+        ("10.0.0.0/8", True),
+        ("192.168.1.0/33", False),
+        ("192.168.1.0/08", False),  # a leading zero: ambiguous to some parsers, refused like octets
+        ("192.168.1.0/", False),
+        ("192.168.1.1%eth0", False),  # zones are IPv6 only
+        ("2001:db8::/32", True),
+        ("::1/128", True),
+        ("::/0", True),
+        ("::1/129", False),
+        ("fe80::1%eth0", True),
+        ("fe80::1%eth0/64", True),
+        ("2001:db8::%eth0/128", True),
+        ("fe80::1%", False),
+        ("fe80::1%et h0", False),
+        ("fe80::1%eth0%1", False),
+        ("fe80::1/64%eth0", False),
+    ],
+)
+def test_ip_address_takes_prefix_lengths_and_zones(text: str, expected: bool) -> None:
+    assert v.ip_address(text) is expected
+    assert v.check(EntityType.IP_ADDRESS, text) is expected
+
+
+@pytest.mark.parametrize(
+    ("number", "network"),
+    [
+        ("122000000000003", "uatp"),  # UATP: 1, 15 digits (Presidio's sample)
+        ("5019717010103742", "dankort"),  # Dankort: 5019, 16 digits
+        ("4571000000000001", "visa"),  # Visa/Dankort co-brand cards are Visa numbers
+    ],
+)
+def test_uatp_and_dankort_are_card_networks(number: str, network: str) -> None:
+    assert v.card_network(number) == network
+    assert v.payment_card(number)
+    assert v.check(EntityType.BANK_CARD, number)
+
+
+@pytest.mark.parametrize(
+    "number", ["1220000000000002", "12200000000002", "50197170101037421", "5019717010103743"]
+)
+def test_uatp_and_dankort_need_their_length_and_luhn(number: str) -> None:
+    assert not v.payment_card(number)
+
+
 @given(st.text(alphabet="0123456789abcdefABCDEFg:.%", max_size=45))
 @SETTINGS
 def test_ipv6_agrees_with_ipaddress_without_zones(s: str) -> None:
@@ -558,6 +618,7 @@ ALL_STRING_VALIDATORS = [
     v.email,
     v.ipv4,
     v.ipv6,
+    v.ip_address,
     v.mac,
     v.phone,
     v.passport,
