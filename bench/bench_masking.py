@@ -58,7 +58,7 @@ from peers_masking import (  # noqa: E402
 from appliance.masking import _kernel, _lexicon, _scan_py  # noqa: E402
 from appliance.masking.analyzer import Analyzer  # noqa: E402
 from appliance.masking.anonymizer import Anonymizer  # noqa: E402
-from appliance.masking.corpus import generate_corpus  # noqa: E402
+from appliance.masking.corpus import generate_corpus, pair_overlaps  # noqa: E402
 from appliance.masking.entities import ENTITY_TYPES  # noqa: E402
 from appliance.masking.operators.base import MaskingKeys  # noqa: E402
 from appliance.masking.profiles import ProfileSet  # noqa: E402
@@ -146,29 +146,6 @@ class Counts:
 Fold = Callable[[str], str | None]
 
 
-def _overlap_pairs(g: set[Span], p: set[Span]) -> tuple[set[Span], set[Span], set[Span]]:
-    """(hits, false, missed) pairing each prediction with an unused overlapping gold span of its type,
-    as ``corpus.evaluate(match="overlap")`` does: tells boundary errors from misses."""
-    hits: set[Span] = set()
-    unused = set(g)
-    false: set[Span] = set()
-    for span in sorted(p, key=lambda s: (s[1], s[2], s[0])):
-        partner = next(
-            (
-                x
-                for x in sorted(unused, key=lambda s: s[1])
-                if x[0] == span[0] and x[1] < span[2] and span[1] < x[2]
-            ),
-            None,
-        )
-        if partner is None:
-            false.add(span)
-        else:
-            unused.discard(partner)
-            hits.add(partner)
-    return hits, false, unused
-
-
 def score(
     gold: Sequence[Iterable[Span]],
     pred: Sequence[Iterable[Span]],
@@ -192,7 +169,7 @@ def score(
         if match == "exact":
             hits, false, missed = g & p, p - g, g - p
         else:
-            hits, false, missed = _overlap_pairs(g, p)
+            hits, false, missed = pair_overlaps(g, p)
         for t, *_ in hits:
             counts.setdefault(t, Counts()).tp += 1
         for t, *_ in false:

@@ -42,6 +42,7 @@ __all__ = [
     "evaluate",
     "from_jsonl",
     "generate_corpus",
+    "pair_overlaps",
     "to_jsonl",
 ]
 
@@ -390,6 +391,31 @@ def _metrics(tp: int, fp: int, fn: int) -> dict[str, float]:
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
 
 
+def pair_overlaps(gold: set[Span], predicted: set[Span]) -> tuple[set[Span], set[Span], set[Span]]:
+    """(hits, false, missed): each prediction paired with an unused overlapping gold span of its type.
+
+    Tells boundary errors (a hit here, a miss under exact matching) from real misses.
+    """
+    hits: set[Span] = set()
+    unused = set(gold)
+    false: set[Span] = set()
+    for span in sorted(predicted, key=lambda s: (s[1], s[2], s[0])):
+        partner = next(
+            (
+                g
+                for g in sorted(unused, key=lambda s: s[1])
+                if g[0] == span[0] and g[1] < span[2] and span[1] < g[2]
+            ),
+            None,
+        )
+        if partner is None:
+            false.add(span)
+        else:
+            unused.discard(partner)
+            hits.add(partner)
+    return hits, false, unused
+
+
 def evaluate(
     predict: Callable[[str], Iterable[Any]],
     corpus: Iterable[LabelledMessage],
@@ -415,23 +441,7 @@ def evaluate(
             hits = gold & predicted
             misses, false = gold - hits, predicted - hits
         else:
-            hits, unused = set(), set(gold)
-            false = set()
-            for span in sorted(predicted, key=lambda s: (s[1], s[2], s[0])):
-                partner = next(
-                    (
-                        g
-                        for g in sorted(unused, key=lambda s: s[1])
-                        if g[0] == span[0] and g[1] < span[2] and span[1] < g[2]
-                    ),
-                    None,
-                )
-                if partner is None:
-                    false.add(span)
-                else:
-                    unused.discard(partner)
-                    hits.add(partner)
-            misses = unused
+            hits, false, misses = pair_overlaps(gold, predicted)
         for entity_type, _, _ in hits:
             counts.setdefault(entity_type, [0, 0, 0])[0] += 1
         for entity_type, _, _ in false:
