@@ -16,6 +16,7 @@ from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
 from appliance.server.openapi import operation
 from appliance.server.routes.masking import MASKED_ROLES, ProfileOut, Region
+from appliance.store.errors import UnknownCustomer
 
 __all__ = ["bp"]
 
@@ -37,6 +38,13 @@ class _Params(BaseModel):
 
 class CustomerPath(_Params):
     customer_id: CustomerId = Field(description="the store's customer id")
+
+
+class LookupQuery(_Params):
+    external_id: str = Field(
+        min_length=1, max_length=128, description="the customer's id in the business system"
+    )
+    region: Region | None = Field(None, description="profile region; default: the customer's own region")
 
 
 class ReadQuery(_Params):
@@ -81,21 +89,13 @@ def _region(query: ReadQuery, customer: dict[str, Any]) -> str | None:
     return query.region or customer.get("region")
 
 
-@bp.get("/<customer_id>")
-@operation(
-    summary="One customer, masked for the caller's role",
-    roles=MASKED_ROLES,
-    path=CustomerPath,
-    query=ReadQuery,
-    response=CustomerOut,
-)
-def get_customer(path: CustomerPath, query: ReadQuery) -> CustomerOut:
+def _masked_customer(record: dict[str, Any], region: str | None) -> CustomerOut:
+    """Mask one stored record for the caller and record the read before it is returned."""
     node = current_node()
     key = current_key()
-    record = node.store.get_customer(path.customer_id)
-    subject = node.pseudonyms.pseudonym("cust", str(path.customer_id))
+    subject = node.pseudonyms.pseudonym("cust", str(record["id"]))
     masked = node.masking.mask_record(
-        record, node.masking_fields(), role=key.role, region=_region(query, record), subject=subject
+        record, node.masking_fields(), role=key.role, region=region or record.get("region"), subject=subject
     )
     receipt = node.record(
         key.actor,
@@ -109,6 +109,33 @@ def get_customer(path: CustomerPath, query: ReadQuery) -> CustomerOut:
         profile=ProfileOut(role=masked.role, region=masked.region, version=masked.version),
         ledger_seq=receipt.seq,
     )
+
+
+@bp.get("")
+@operation(
+    summary="Find one customer by the business system's id, masked for the caller's role",
+    roles=MASKED_ROLES,
+    query=LookupQuery,
+    response=CustomerOut,
+)
+def find_customer(query: LookupQuery) -> CustomerOut:
+    """An agent holds the CRM's id, not ours; the answer carries ours (``id``) for later calls."""
+    record = current_node().store.find_customer_by_external_id(query.external_id)
+    if record is None:
+        raise UnknownCustomer(query.external_id)
+    return _masked_customer(record, query.region)
+
+
+@bp.get("/<customer_id>")
+@operation(
+    summary="One customer, masked for the caller's role",
+    roles=MASKED_ROLES,
+    path=CustomerPath,
+    query=ReadQuery,
+    response=CustomerOut,
+)
+def get_customer(path: CustomerPath, query: ReadQuery) -> CustomerOut:
+    return _masked_customer(current_node().store.get_customer(path.customer_id), query.region)
 
 
 @bp.get("/<customer_id>/transcripts")

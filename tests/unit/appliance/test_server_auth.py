@@ -52,6 +52,7 @@ ROUTES = (
     Route("POST", "/v1/mask/text", "/v1/mask/text", MASKED, {"text": "手机13812345678"}),
     Route("POST", "/v1/mask/records", "/v1/mask/records", MASKED, {"records": [{"mobile": "13812345678"}]}),
     Route("GET", "/v1/customers/1", "/v1/customers/<customer_id>", MASKED),
+    Route("GET", "/v1/customers?external_id=C-0001", "/v1/customers", MASKED),
     Route("GET", "/v1/customers/1/transcripts", "/v1/customers/<customer_id>/transcripts", MASKED),
     Route(
         "POST", "/v1/tokens/detokenize", "/v1/tokens/detokenize", frozenset({"supervisor", "admin"}), _token

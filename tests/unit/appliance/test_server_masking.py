@@ -81,6 +81,19 @@ def test_customer_read_is_masked_and_recorded_with_a_pseudonym(env: ServerEnv) -
     assert "张伟" not in json.dumps(entry, ensure_ascii=False)
 
 
+def test_lookup_by_external_id_answers_our_id_and_records_the_read(env: ServerEnv) -> None:
+    resp = env.client.get("/v1/customers?external_id=C-0001", headers=env.auth("ops"))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["customer"]["id"] == 1
+    assert MOBILE not in json.dumps(resp.get_json())
+    assert _last_entry(env)["subject"] == [env.node.pseudonyms.pseudonym("cust", "1")]
+    size = env.node.ledger.size
+    missing = env.client.get("/v1/customers?external_id=nobody", headers=env.auth("ops"))
+    env.problem(missing, 404, "unknown-customer")
+    env.problem(env.client.get("/v1/customers", headers=env.auth("ops")), 400, "invalid-parameter")
+    assert env.node.ledger.size == size
+
+
 def test_transcripts_are_masked_message_by_message(env: ServerEnv) -> None:
     resp = env.client.get("/v1/customers/1/transcripts", headers=env.auth("agent"))
     assert resp.status_code == 200, resp.get_data(as_text=True)
