@@ -594,6 +594,59 @@ def mask(
             source.close()
 
 
+@cli.group()
+def profiles() -> None:
+    """Masking profiles: check a file before it goes live, show what a role sees."""
+
+
+def _profiles(ctx: click.Context, path: str | None) -> Any:
+    from appliance.masking import MaskingError
+    from appliance.masking.service import load_profiles
+
+    source = Path(path) if path else _settings(ctx).masking.profiles
+    try:
+        return load_profiles(source)
+    except MaskingError as exc:
+        raise CliError(str(exc)) from None
+
+
+@profiles.command("check")
+@click.argument("path", required=False, type=click.Path(exists=True))
+@click.pass_context
+def profiles_check(ctx: click.Context, path: str | None) -> None:
+    """Validate PATH (a file or a directory; default: the node's profiles) and print its version.
+
+    The version is what ledger entries name; a node records a new one when it first runs it.
+    """
+    loaded = _profiles(ctx, path)
+    click.echo(f"OK: profile set {loaded.version}")
+    for p in loaded.profiles:
+        click.echo(f"  {p.key}: default {p.default.name}, {len(p.operators)} entity types listed")
+    if loaded.aliases:
+        click.echo("  aliases: " + ", ".join(f"{a} → {r}" for a, r in sorted(loaded.aliases.items())))
+    click.echo("  may de-tokenise: " + ", ".join(sorted(loaded.detokenize_roles)))
+
+
+@profiles.command("show")
+@click.argument("role")
+@click.option("--region", help="Region code (CN, DE, EU, ...); default: the role's default profile.")
+@click.option(
+    "--path", type=click.Path(exists=True), help="Profiles file or directory (default: the node's)."
+)
+@click.pass_context
+def profiles_show(ctx: click.Context, role: str, region: str | None, path: str | None) -> None:
+    """Print the operator ROLE gets for every entity type in REGION, after regional merging."""
+    from appliance.masking import ENTITY_TYPES, MaskingError
+
+    loaded = _profiles(ctx, path)
+    try:
+        profile = loaded.resolve(role, region)
+    except MaskingError as exc:
+        raise CliError(str(exc)) from None
+    view = {t: profile.operator_for(t).describe() for t in sorted(ENTITY_TYPES)}
+    _echo_json({"profile": profile.key, "version": loaded.version, "entities": view})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI, map uncaught domain errors to exit code 2."""
     try:

@@ -22,10 +22,24 @@ from appliance.masking.errors import MaskingError, UnknownEntityType
 from appliance.masking.operators.base import MaskingKeys
 from appliance.masking.profiles import Profile, ProfileSet
 
-__all__ = ["DEFAULT_PROFILES", "MaskedRecord", "MaskingService", "NotPermitted", "TextMask", "UnknownRegion"]
+__all__ = [
+    "DEFAULT_PROFILES",
+    "MaskedRecord",
+    "MaskingService",
+    "NotPermitted",
+    "TextMask",
+    "UnknownRegion",
+    "load_profiles",
+]
 
 #: Shipped profiles, used when settings name no file.
 DEFAULT_PROFILES = Path(__file__).resolve().parent.parent.parent / "config" / "masking" / "profiles.yaml"
+
+
+def load_profiles(path: Path | None = None) -> ProfileSet:
+    """The shipped profiles, or a file, or every ``*.yaml`` of a directory (a base plus regional files)."""
+    path = Path(path) if path is not None else DEFAULT_PROFILES
+    return ProfileSet.from_dir(path) if path.is_dir() else ProfileSet.from_file(path)
 
 
 class UnknownRegion(MaskingError):
@@ -95,7 +109,7 @@ class MaskingService:
         """Load and validate everything up front: a bad profile stops the node at start, not mid-request."""
         return cls(
             Analyzer.default(),
-            ProfileSet.from_file(profiles or DEFAULT_PROFILES),
+            load_profiles(profiles),
             MaskingKeys.derive(master_key, tenant),
             default_region=default_region,
             max_text_chars=max_text_chars,

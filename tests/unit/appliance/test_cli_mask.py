@@ -136,3 +136,78 @@ def test_csv_invalid_utf8_names_the_line(node_dir) -> None:
     src = node_dir / "in.csv"
     src.write_bytes(b"id,notes\n1,fine\n2,\xff\xfe bad\n")
     assert "not valid UTF-8" in _run("--csv", "--columns", "notes", "-i", str(src), code=2).output
+
+
+def test_profiles_check_prints_the_version_the_node_records(node_dir) -> None:
+    out = CliRunner().invoke(cli, ["profiles", "check"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    with Node.open(load_settings(), readonly=True) as node:
+        assert f"OK: profile set {node.masking.version}" in out.output
+
+
+def test_profiles_check_names_the_bad_key(node_dir) -> None:
+    bad = node_dir / "bad.yaml"
+    bad.write_text("profiles:\n  - role: agent\n    default: tag\n    entities:\n      CN_MOBIL: tag\n")
+    out = CliRunner().invoke(cli, ["profiles", "check", str(bad)], catch_exceptions=False)
+    assert out.exit_code == 2
+    assert "entities.CN_MOBIL" in out.output and "did you mean CN_MOBILE" in out.output
+
+
+def test_profiles_show_resolves_aliases_and_region_groups(node_dir) -> None:
+    out = CliRunner().invoke(cli, ["profiles", "show", "bot", "--region", "DE"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    view = json.loads(out.stdout)
+    assert view["profile"] == "agent/EU"
+    assert set(view["entities"]) == {
+        "ADDRESS",
+        "BANK_CARD",
+        "CN_LANDLINE",
+        "CN_MOBILE",
+        "CN_PASSPORT",
+        "CN_PERMIT",
+        "CN_PLATE",
+        "CN_RESIDENT_ID",
+        "CN_USCC",
+        "DATE_OF_BIRTH",
+        "EMAIL",
+        "IBAN",
+        "IP_ADDRESS",
+        "MAC_ADDRESS",
+        "PASSPORT",
+        "PERSON",
+        "PHONE",
+        "US_ITIN",
+        "US_SSN",
+    }
+    assert CliRunner().invoke(cli, ["profiles", "show", "nobody"]).exit_code == 2
+
+
+def test_a_node_with_a_broken_profile_file_refuses_to_start(node_dir, monkeypatch) -> None:
+    bad = node_dir / "bad.yaml"
+    bad.write_text("profiles:\n  - role: agent\n    default: nope\n")
+    monkeypatch.setenv("APPLIANCE_MASKING__PROFILES", str(bad))
+    out = CliRunner().invoke(cli, ["ledger", "head"], catch_exceptions=False)
+    assert out.exit_code == 2
+    assert "masking cannot start" in out.output and "bad.yaml" in out.output
+
+
+def test_a_changed_profile_file_is_recorded_as_a_new_version(node_dir, monkeypatch) -> None:
+    from appliance.masking.service import DEFAULT_PROFILES
+
+    def versions() -> list[str]:
+        with Node.open(load_settings()) as node:  # a writable open records a version it has not seen
+            entries = [node.ledger.entry(i).as_dict() for i in range(node.ledger.size)]
+        return [e["details"]["version"] for e in entries if e["action"] == "masking.profiles_loaded"]
+
+    first = versions()
+    assert len(first) == 1
+    changed = node_dir / "profiles.yaml"
+    mobile = (
+        "\n      CN_MOBILE: {operator: partial, params: {keep_first: 3, keep_last: 4}}"  # not the comment
+    )
+    assert mobile in DEFAULT_PROFILES.read_text()
+    changed.write_text(DEFAULT_PROFILES.read_text().replace(mobile, mobile.replace("4}", "2}"), 1))
+    monkeypatch.setenv("APPLIANCE_MASKING__PROFILES", str(changed))
+    second = versions()
+    assert len(second) == 2 and second[0] == first[0] and second[1] != first[0]
+    assert versions() == second, "reopening with the same file records nothing new"
