@@ -48,6 +48,7 @@ def extensions() -> list:
         Extension("ext._chain", ["ext/_chain.pyx"], libraries=["crypto", "z"], extra_compile_args=["-O3"]),
         Extension("ext._merkle", ["ext/_merkle.pyx"], libraries=["crypto"], extra_compile_args=["-O3"]),
         Extension("ext._scan", ["ext/_scan.pyx"], extra_compile_args=["-O3"]),
+        Extension("ext._ac", ["ext/_ac.pyx"], extra_compile_args=["-O3"]),
     ]
     exts = [e for e in exts if all(os.path.exists(s) for s in e.sources)]
     return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
@@ -89,6 +90,7 @@ setup(
         "APScheduler>=3.10,<4",
         "rich>=13",
         "orjson>=3.9",
+        "pycountry>=22",  # ISO 3166 region codes for the policy engine
         "SQLAlchemy>=2.0",  # customer store (Core), SQLite and PostgreSQL
         "alembic>=1.13",  # store migrations, run at open
         "psycopg[binary]>=3.1",  # PostgreSQL driver (postgresql+psycopg://)
@@ -99,6 +101,7 @@ setup(
         "phonenumbers>=8.13",  # masking validators: international phone numbers
         "python-stdnum>=1.20",  # masking: identifier oracle in tests and slow path
         "schwifty>=2024.1",  # masking: IBAN oracle in tests
+        "opencc>=1.1",  # policy: traditional -> simplified Chinese before phrase matching
     ],
     extras_require={
         "dev": [
@@ -119,6 +122,8 @@ setup(
             "presidio-analyzer>=2.2",
             "presidio-anonymizer>=2.2",
             "spacy>=3.8",
+            "pyahocorasick>=2.0",  # bench/bench_policy_scan.py peers
+            "flashtext>=2.7",
         ],
     },
     entry_points={

@@ -647,6 +647,213 @@ def profiles_show(ctx: click.Context, role: str, region: str | None, path: str |
     _echo_json({"profile": profile.key, "version": loaded.version, "entities": view})
 
 
+@cli.group("policy")
+def policy_group() -> None:
+    """The policy library: publish, roll back, check replies, test, lint, diff."""
+
+
+#: `policy check` exit codes: what a script sending the reply needs to know.
+_DECISION_EXIT = {"allow": 0, "rewrite": 3, "review": 3, "block": 4}
+
+
+def _library(ctx: click.Context, ref: str) -> Any:
+    """A library from a directory, or a published version id of the node."""
+    from appliance.policy_registry import PolicyVersionError
+    from policy import PolicyError, PolicyLibrary
+
+    try:
+        if os.path.isdir(ref):
+            return PolicyLibrary.from_dir(ref)
+        with _node(ctx, readonly=True) as node:
+            return node.policy.library(ref)
+    except (PolicyError, PolicyVersionError) as exc:
+        raise CliError(str(exc)) from None
+
+
+@policy_group.command("publish")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.pass_context
+def policy_publish(ctx: click.Context, directory: str) -> None:
+    """Validate DIRECTORY, sign it as a new version and make it live; running workers switch to it.
+
+    Nothing changes when the library is invalid: the live version stays in force.
+    """
+    from appliance.policy_registry import PolicyVersionError
+    from policy import PolicyError
+
+    with _node(ctx) as node:
+        try:
+            version = node.publish_policy(Path(directory), actor=_CLI_ACTOR)
+        except (PolicyError, PolicyVersionError) as exc:
+            raise CliError(str(exc)) from None
+    click.echo(f"published {version.id} ({version.rules} rules); it is live")
+
+
+@policy_group.command("rollback")
+@click.argument("version")
+@click.pass_context
+def policy_rollback(ctx: click.Context, version: str) -> None:
+    """Make an earlier published VERSION (an id from `policy versions`) live again."""
+    from appliance.policy_registry import PolicyVersionError
+    from policy import PolicyError
+
+    with _node(ctx) as node:
+        try:
+            done = node.rollback_policy(version, actor=_CLI_ACTOR)
+        except (PolicyError, PolicyVersionError) as exc:
+            raise CliError(str(exc)) from None
+    click.echo(f"{done.id} is live again")
+
+
+@policy_group.command("versions")
+@click.pass_context
+def policy_versions(ctx: click.Context) -> None:
+    """Published versions, oldest first; the live one is marked with *."""
+    from appliance.policy_registry import PolicyVersionError
+
+    with _node(ctx, readonly=True) as node:
+        try:
+            live = node.policy.live_id()
+            for v in node.policy.versions():
+                mark = "*" if v.id == live else " "
+                click.echo(f"{mark} {v.id}  {v.published}  {v.rules} rules  sha256 {v.content_hash}")
+        except PolicyVersionError as exc:
+            raise CliError(str(exc)) from None
+
+
+@policy_group.command("check")
+@click.option("--region", required=True, help="ISO 3166-1/3166-2 code: CN, CN-GD, US-CA, DE.")
+@click.option(
+    "--industry", required=True, help="finance, insurance, healthcare, retail, food, telecom, government."
+)
+@click.option("--channel", default="chat", show_default=True, help="chat, voice, email, sms, social.")
+@click.argument("text")
+@click.pass_context
+def policy_check(ctx: click.Context, region: str, industry: str, channel: str, text: str) -> None:
+    """Check TEXT (or - for standard input) as an outgoing reply; print the decision as JSON.
+
+    Exit 0 allow, 3 rewrite or review, 4 block, 2 unusable input. The decision is recorded.
+    """
+    from appliance.policy_registry import PolicyVersionError
+    from policy import PolicyError
+
+    if text == "-":
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CliError(f"standard input is not valid UTF-8 (byte {exc.start + 1})") from None
+    with _node(ctx) as node:
+        try:
+            result = node.policy.evaluator().check_reply(
+                text, region=region, industry=industry, channel=channel
+            )
+        except (PolicyError, PolicyVersionError) as exc:
+            raise CliError(str(exc)) from None
+        node.record(
+            _CLI_ACTOR,
+            "reply.checked",
+            details={
+                "decision": result.decision,
+                "rules": sorted({f.rule for f in result.findings}),
+                "policy_version": result.policy_version,
+                "region": region,
+                "industry": industry,
+                "channel": channel,
+                "text": node.pseudonyms.pseudonym("text", text),
+            },
+        )
+    _echo_json(
+        {
+            "decision": result.decision,
+            "text": result.text,
+            "findings": [
+                {
+                    "rule": f.rule,
+                    "action": f.action,
+                    "start": f.start,
+                    "end": f.end,
+                    "matched": f.matched,
+                    "source": f.source,
+                }
+                for f in result.findings
+            ],
+            "policy_version": result.policy_version,
+        }
+    )
+    ctx.exit(_DECISION_EXIT.get(result.decision, 0))
+
+
+@policy_group.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def policy_diff(ctx: click.Context, old: str, new: str) -> None:
+    """Rules added, removed and changed from OLD to NEW (each a version id or a library directory)."""
+    from policy import diff
+
+    _echo_json(diff(_library(ctx, old), _library(ctx, new)).as_dict())
+
+
+@policy_group.command("test")
+@click.argument("cases", type=click.Path(exists=True, file_okay=False))
+@click.option("--library", "library_ref", help="Library directory or version id (default: the live version).")
+@click.option(
+    "--min-coverage", type=click.FloatRange(0, 1), default=0.0, help="Fail below this rule coverage."
+)
+@click.pass_context
+def policy_test(ctx: click.Context, cases: str, library_ref: str | None, min_coverage: float) -> None:
+    """Run the YAML test cases in CASES (input + expected decision) against a library; report coverage.
+
+    Exit 0 when every case passes (and coverage is reached), 1 otherwise.
+    """
+    from policy import PolicyError, run_tests
+
+    if library_ref is None:
+        with _node(ctx, readonly=True) as node:
+            library_ref = node.policy.live_id()
+        if library_ref is None:
+            raise CliError("no policy version is live; give --library DIR")
+    library = _library(ctx, library_ref)
+    try:
+        report = run_tests(library, cases)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from None
+    for case in report.cases:
+        click.echo(f"{'PASS' if case.passed else 'FAIL'} {case.file}: {case.name}")
+        for problem in case.problems:
+            click.echo(f"     {problem}")
+    click.echo(
+        f"{len(report.cases) - len(report.failures)}/{len(report.cases)} cases passed; "
+        f"rule coverage {report.coverage:.0%} ({len(report.covered)} of "
+        f"{len(report.covered) + len(report.uncovered)})"
+    )
+    if report.uncovered:
+        click.echo("not exercised: " + ", ".join(report.uncovered))
+    if not report.passed or report.coverage < min_coverage:
+        ctx.exit(1)
+
+
+@policy_group.command("lint")
+@click.argument("library_ref", required=False)
+@click.pass_context
+def policy_lint(ctx: click.Context, library_ref: str | None) -> None:
+    """Report rules that never fire, shadowed phrases, missing sources, expired rules (exit 1 on errors)."""
+    from policy import lint
+
+    if library_ref is None:
+        with _node(ctx, readonly=True) as node:
+            library_ref = node.policy.live_id()
+        if library_ref is None:
+            raise CliError("no policy version is live; give a library directory")
+    issues = lint(_library(ctx, library_ref))
+    for issue in issues:
+        click.echo(str(issue))
+    errors = sum(1 for i in issues if i.severity == "error")
+    click.echo(f"{errors} errors, {len(issues) - errors} warnings")
+    if errors:
+        ctx.exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI, map uncaught domain errors to exit code 2."""
     try:

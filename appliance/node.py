@@ -28,6 +28,7 @@ from appliance.keys import (
     write_secret,
 )
 from appliance.masking import MaskingError, MaskingService
+from appliance.policy_registry import PolicyRegistry, PublishedVersion
 from appliance.settings import Settings
 from appliance.store import Store, StoreError, load_demo
 from ledger import Ledger, Receipt
@@ -36,6 +37,8 @@ from ledger.checkpoint import NoteSigner
 __all__ = ["InitResult", "Node", "NodeError"]
 
 _FORMAT = "appliance-node/1"
+#: The shipped policy library, published as the first version by ``appliance init``.
+DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "config" / "policies"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Node:
         self._signer = signer
         self.store = store
         self.masking = masking
+        p = self.paths(settings.data_dir)
+        self.policy = PolicyRegistry(p["policy"], p["policy_key"], p["policy_pub"])
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -83,6 +88,9 @@ class Node:
             "demo_keys": data_dir / "demo-api-keys.json",
             "field_keys": keys / "field.keys",
             "masking_key": keys / "masking.key",
+            "policy_key": keys / "policy-signing.key",
+            "policy_pub": data_dir / "policy.pub",
+            "policy": data_dir / "policy",
             "state": data_dir / "state",
             "store_db": data_dir / "store.db",
         }
@@ -113,6 +121,7 @@ class Node:
         write_secret(p["signing"], (signer.skey() + "\n").encode("ascii"))
         write_secret(p["pseudonym"], secrets.token_bytes(32))
         write_secret(p["masking_key"], secrets.token_bytes(32))
+        PolicyRegistry.create_key(p["policy_key"], p["policy_pub"])
         keys = ApiKeyStore.create(p["api_keys"])
         Ledger.create(str(p["ledger"]), origin)
         p["vkey"].write_text(signer.vkey() + "\n", encoding="ascii")
@@ -144,6 +153,8 @@ class Node:
             for key in issued:
                 node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
             node._record_profiles()
+            if DEFAULT_POLICIES.is_dir():
+                node.publish_policy(DEFAULT_POLICIES, actor="system:init")
             if demo:
                 report = load_demo(node.store)
                 node.record("system:init", "store.demo_loaded", details=report.as_dict())
@@ -238,6 +249,28 @@ class Node:
         except BaseException:
             marker.unlink(missing_ok=True)
             raise
+
+    def publish_policy(self, source: Path, *, actor: str, request_id: str | None = None) -> PublishedVersion:
+        """Validate, sign and store a library directory, make it live, and record ``policy.published``."""
+        version, new = self.policy.publish(source)
+        self.record(
+            actor,
+            "policy.published",
+            details={**version.as_dict(), "new": new},
+            request_id=request_id,
+        )
+        return version
+
+    def rollback_policy(self, vid: str, *, actor: str, request_id: str | None = None) -> PublishedVersion:
+        previous = self.policy.live_id()
+        version = self.policy.rollback(vid)
+        self.record(
+            actor,
+            "policy.rolled_back",
+            details={**version.as_dict(), "previous": previous},
+            request_id=request_id,
+        )
+        return version
 
     def masking_fields(self) -> dict[str, str | None]:
         """How a stored customer record is masked: declared fields by entity type, core columns shown."""

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# Arguments go to the ledger bench, as before; the masking bench shares only --quick with it.
+# Arguments go to the ledger bench, as before; the masking and policy benches share only --quick with it.
 QUICK = ["--quick"] if "--quick" in sys.argv[1:] else []
-BENCHES = [["bench_tree.py"], ["bench_ledger.py", *sys.argv[1:]], ["bench_masking.py", *QUICK]]
+BENCHES = [
+    ["bench_tree.py"],
+    ["bench_ledger.py", *sys.argv[1:]],
+    ["bench_masking.py", *QUICK],
+    ["bench_policy_scan.py", *QUICK],
+]
 
 print(
     f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "

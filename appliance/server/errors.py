@@ -30,6 +30,7 @@ from appliance.masking import (
     UnknownProfile,
 )
 from appliance.masking.service import UnknownRegion
+from appliance.policy_registry import PolicyVersionError
 from appliance.server.context import request_id
 from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
 from ledger.errors import (
@@ -41,6 +42,14 @@ from ledger.errors import (
     LedgerError,
     ProofUnavailable,
 )
+from policy import (
+    LibraryInvalid,
+    PolicyError,
+    TextRejected,
+    UnknownChannel,
+    UnknownIndustry,
+)
+from policy import UnknownRegion as UnknownPolicyRegion
 
 __all__ = [
     "ERRORS",
@@ -90,6 +99,13 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     ProfileError: Kind(503, "node-unavailable", "Node unavailable"),
     MaskingError: Kind(422, "masking-refused", "Masking refused", expose=True),
     UnknownCustomer: Kind(404, "unknown-customer", "Unknown customer", expose=True),
+    UnknownPolicyRegion: Kind(422, "unknown-region", "Unknown region", expose=True),
+    UnknownIndustry: Kind(422, "unknown-industry", "Unknown industry", expose=True),
+    UnknownChannel: Kind(422, "unknown-channel", "Unknown channel", expose=True),
+    TextRejected: Kind(422, "text-rejected", "Text refused", expose=True),
+    LibraryInvalid: Kind(503, "policy-unavailable", "Policy library unavailable"),
+    PolicyError: Kind(422, "policy-refused", "Policy check refused", expose=True),
+    PolicyVersionError: Kind(503, "policy-unavailable", "Policy library unavailable"),
     RecordInvalid: Kind(422, "invalid-record", "Invalid record", expose=True),
     StoreError: Kind(503, "store-unavailable", "Store unavailable"),
     # The node's own state (keys, settings) went bad under a running server: an operator's job.

@@ -218,3 +218,55 @@ def test_masked_reads_across_workers_are_each_recorded_once(server):
         if e.json()["entry"]["action"] == "masking.profiles_loaded":
             loaded.append(e.json()["entry"]["details"]["version"])
     assert len(loaded) == 1
+
+
+def test_publishing_a_policy_under_load_fails_no_request(server, tmp_path):
+    """Two workers answer check-reply continuously while the CLI publishes a new version."""
+    import shutil
+    import threading
+
+    from appliance.node import DEFAULT_POLICIES
+
+    lib = tmp_path / "lib"
+    shutil.copytree(DEFAULT_POLICIES, lib)
+    text = (lib / "library.yaml").read_text(encoding="utf-8")
+    (lib / "library.yaml").write_text(text.replace("\nversion: 1.0.0\n", "\nversion: 1.0.1\n"), "utf-8")
+    body = {"text": "保本保息，年化收益8%", "region": "CN", "industry": "finance"}
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as s:
+            while not stop.is_set():
+                r = s.post(
+                    server["base"] + "/v1/policy/check-reply",
+                    headers=_h(server, "agent"),
+                    json=body,
+                    timeout=10,
+                )
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions.add(r.json()["policy_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        done = subprocess.run(
+            [BIN / "appliance", "policy", "publish", str(lib)],
+            env=server["env"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(v.startswith("1.0.1+") for v in versions):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests, statuses {set(statuses)}"
+    assert any(v.startswith("1.0.0+") for v in versions) and any(v.startswith("1.0.1+") for v in versions)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from appliance.server.routes import customers, health, ledger, masking, meta
+from appliance.server.routes import customers, health, ledger, masking, meta, policy
 
 __all__ = ["BLUEPRINTS"]
 
-BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, meta.bp, ledger.bp, masking.bp, customers.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, meta.bp, ledger.bp, masking.bp, customers.bp, policy.bp)

@@ -57,7 +57,7 @@ def test_keys_create_list_revoke_are_recorded_in_the_ledger(run):
     assert "revoked" in run("keys", "list").output
     assert "no API key" in run("keys", "revoke", "nope", code=2).output
     head = json.loads(run("ledger", "head").output)
-    assert head["size"] == 1 + 7 + 1 + 2  # init, 7 keys, profiles loaded, created + revoked
+    assert head["size"] == 1 + 7 + 2 + 2  # init, 7 keys, masking profiles, policy, created + revoked
 
 
 def test_prove_and_export_roundtrip_through_the_offline_verifier(run, tmp_path):
@@ -138,11 +138,11 @@ def test_ledger_verify_names_the_first_bad_entry(run, tmp_path):
     run("init")
     for i in range(3):
         run("ledger", "append", "--action", "test.note", "--details", json.dumps({"i": i}))
-    assert run("ledger", "verify").output.startswith("OK: 12 entries")
+    assert run("ledger", "verify").output.startswith("OK: 13 entries")
     seg_dir = tmp_path / "node" / "ledger" / "segments"
     seg = seg_dir / sorted(os.listdir(seg_dir))[0]
     data = bytearray(seg.read_bytes())
     data[-10] ^= 0x01
     seg.write_bytes(bytes(data))
     out = run("ledger", "verify", code=1).output
-    assert out.startswith("INVALID: entry 11 (seg-0000000000000000.log offset")
+    assert out.startswith("INVALID: entry 12 (seg-0000000000000000.log offset")

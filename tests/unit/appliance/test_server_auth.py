@@ -26,6 +26,7 @@ class Route:
 
 
 MASKED = frozenset({"agent", "supervisor", "auditor", "ops"})
+REPLY = frozenset({"agent", "supervisor", "ops", "admin"})
 
 
 def _token(env: ServerEnv) -> dict[str, Any]:
@@ -57,6 +58,21 @@ ROUTES = (
     Route(
         "POST", "/v1/tokens/detokenize", "/v1/tokens/detokenize", frozenset({"supervisor", "admin"}), _token
     ),
+    Route(
+        "POST",
+        "/v1/policy/check-reply",
+        "/v1/policy/check-reply",
+        REPLY,
+        {"text": "hello", "region": "CN", "industry": "retail"},
+    ),
+    Route(
+        "POST",
+        "/v1/policy/filter-recommendations",
+        "/v1/policy/filter-recommendations",
+        REPLY,
+        {"customer": {}, "items": [], "region": "CN", "industry": "retail"},
+    ),
+    Route("GET", "/v1/policy/versions", "/v1/policy/versions", frozenset({"admin", "auditor"})),
 )
 PUBLIC_ROUTES = ("/healthz", "/openapi.json")
 

@@ -42,7 +42,7 @@ def _sign(env: ServerEnv) -> SignedCheckpoint:
 
 def test_append_then_fetch(env: ServerEnv) -> None:
     receipt = _append(env)
-    assert receipt["seq"] == 9  # after init's entries (node, 7 keys, masking profiles)
+    assert receipt["seq"] == 10  # after init's entries (node, 7 keys, masking profiles, policy)
     assert HEX64.fullmatch(receipt["leaf_hash"])
     resp = _get(env, f"/v1/ledger/entries/{receipt['seq']}")
     got = resp.get_json()
@@ -80,7 +80,7 @@ def test_checkpoint_is_signed_on_demand_when_none_exists(env: ServerEnv) -> None
     env.client = create_app(env.settings, env.node).test_client()
     assert env.node.ledger.latest_checkpoint() is None
     got = _get(env, "/v1/ledger/checkpoint").get_json()
-    assert got["tree_size"] == env.node.ledger.size == 9
+    assert got["tree_size"] == env.node.ledger.size == 10
     assert env.node.ledger.latest_checkpoint() is not None
 
 
@@ -174,7 +174,7 @@ def test_every_response_has_a_request_id(env: ServerEnv) -> None:
 
 def test_healthz(env: ServerEnv) -> None:
     got = env.client.get("/healthz").get_json()
-    assert got == {"status": "ok", "ledger_size": 9, "origin": env.node.origin}
+    assert got == {"status": "ok", "ledger_size": 10, "origin": env.node.origin}
 
 
 def test_reads_see_appends_of_another_process(env: ServerEnv) -> None:
