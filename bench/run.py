@@ -16,6 +16,7 @@ BENCHES = [
     ["bench_ledger.py", *sys.argv[1:]],
     ["bench_masking.py", *QUICK],
     ["bench_policy_scan.py", *QUICK],
+    ["bench_policy_decision.py", *QUICK],
 ]
 
 print(

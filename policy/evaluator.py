@@ -159,21 +159,29 @@ class Evaluator:
             )
         self._entries = tuple(tuple(e) for e in entries)
         self._matcher = PhraseMatcher.compile(literals) if literals else None
-        self._scopes: dict[tuple[object, ...], tuple[str, ...]] = {}
+        self._scopes: dict[tuple[object, ...], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._version = library.version_id  # hashing the library per decision would dominate
 
     @property
     def policy_version(self) -> str:
-        return self.library.version_id
+        return self._version
 
-    def _rules_for(self, ctx: Context) -> tuple[str, ...]:
+    def _rules_for(self, ctx: Context) -> tuple[frozenset[str], tuple[str, ...]]:
+        """(rules in scope, those of them that are patterns): per scope, computed once and cached.
+
+        Only pattern rules must run without a phrase hit; every other rule is looked at only when the
+        automaton found one of its phrases, so a decision costs what the text matches, not the
+        library's size.
+        """
         key = (ctx.chain, ctx.industry, ctx.channel, ctx.day)
-        ids = self._scopes.get(key)
-        if ids is None:
-            ids = tuple(rid for rid, c in self._compiled.items() if binds(c.rule, ctx))
+        found = self._scopes.get(key)
+        if found is None:
+            ids = frozenset(rid for rid, c in self._compiled.items() if binds(c.rule, ctx))
+            patterns = tuple(sorted(rid for rid in ids if self._compiled[rid].rule.kind == "pattern"))
             if len(self._scopes) > 4096:  # bounded: keys come from requests
                 self._scopes.clear()
-            self._scopes[key] = ids
-        return ids
+            found = self._scopes[key] = (ids, patterns)
+        return found
 
     def check_reply(
         self, text: str, *, region: str, industry: str, channel: str = "chat", at: datetime | None = None
@@ -191,10 +199,10 @@ class Evaluator:
                 f"text is {len(text)} characters, over the {self.max_chars}-character limit; "
                 "check replies one message at a time"
             )
-        version = self.library.version_id
+        version = self._version
         if not text.strip():
             return ReplyDecision("allow", text, (), version)
-        applicable = frozenset(self._rules_for(ctx))
+        applicable, pattern_rules = self._rules_for(ctx)
         if not applicable:
             return ReplyDecision("allow", text, (), version)
         norm = normalize(text)
@@ -206,7 +214,9 @@ class Evaluator:
                         spans.setdefault((rule_id, role), []).append((m.start, m.end))
 
         findings: list[Finding] = []
-        for rule_id in sorted(applicable):
+        candidates = {rid for rid, role in spans if role in ("hit", "trigger")}
+        candidates.update(pattern_rules)
+        for rule_id in sorted(candidates):
             c = self._compiled[rule_id]
             rule = c.rule
             exceptions = spans.get((rule_id, "except"), [])

@@ -20,6 +20,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from re._constants import MAXREPEAT  # type: ignore[import-not-found]
 from re._parser import parse as _sre_parse  # type: ignore[import-not-found]
@@ -55,7 +56,7 @@ __all__ = [
 MANIFEST = "library.yaml"
 RULES_DIR = "rules"
 _MAX_FILE_BYTES = 1_000_000
-_MAX_RULES = 5_000
+_MAX_RULES = 50_000  # the speed goal is stated for the shipped library plus 10,000 rules
 _FORMAT = "appliance-policy/1"
 
 
@@ -76,27 +77,61 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Mapping | list):
-                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a mapping or list as a key: the schema refuses it later
+            # Compare resolved tag + text: constructing every key twice doubled the load time.
+            key = (key_node.tag, key_node.value)
             if key in seen:
                 raise yaml.MarkedYAMLError(
                     "while constructing a mapping",
                     node.start_mark,
-                    f"duplicate key {key!r}",
+                    f"duplicate key {key_node.value!r}",
                     key_node.start_mark,
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
 
 
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+_CBase: Any = getattr(yaml, "CSafeLoader", None)
+
+
+class _FastStrictLoader(_CBase or yaml.SafeLoader):  # type: ignore[misc]
+    """The same rules with libyaml's C parser (a 10,000-rule library parses in well under a second).
+
+    The C composer cannot be hooked, so aliases are refused by a scan of the parse events first
+    (:func:`_refuse_aliases`); duplicate keys and YAML 1.2 booleans are handled by the same Python
+    constructor and resolvers as :class:`_StrictLoader`.
+    """
+
+    construct_mapping = _StrictLoader.construct_mapping
+
+
+for _loader in (_StrictLoader, _FastStrictLoader):
+    _loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+
+
+def _refuse_aliases(text: str) -> None:
+    for event in yaml.parse(text, Loader=_CBase):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                "while composing",
+                None,
+                "aliases (*name) are not allowed in policy files",
+                event.start_mark,  # type: ignore[arg-type]
+            )
+
+
+def _load(text: str) -> Any:
+    if _CBase is None:
+        return _load(text)
+    _refuse_aliases(text)
+    return yaml.load(text, Loader=_FastStrictLoader)  # a SafeLoader with the C parser
 
 
 def _read_yaml(path: Path, label: str) -> Any:
@@ -113,7 +148,7 @@ def _read_yaml(path: Path, label: str) -> Any:
     except UnicodeDecodeError as exc:
         raise LibraryInvalid("is not UTF-8", file=label, fix="save it as UTF-8") from exc
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader
+        return _load(text)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise LibraryInvalid(f"malformed YAML ({detail})", file=label, fix="fix the YAML syntax") from exc
@@ -470,7 +505,7 @@ class PolicyLibrary:
         """The bytes the content hash covers (and the node signs): layout- and comment-independent."""
         return self._canonical
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """Hex SHA-256 of :meth:`canonical`."""
         return hashlib.sha256(self._canonical).hexdigest()
