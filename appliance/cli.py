@@ -749,19 +749,7 @@ def policy_check(ctx: click.Context, region: str, industry: str, channel: str, t
             )
         except (PolicyError, PolicyVersionError) as exc:
             raise CliError(str(exc)) from None
-        node.record(
-            _CLI_ACTOR,
-            "reply.checked",
-            details={
-                "decision": result.decision,
-                "rules": sorted({f.rule for f in result.findings}),
-                "policy_version": result.policy_version,
-                "region": region,
-                "industry": industry,
-                "channel": channel,
-                "text": node.pseudonyms.pseudonym("text", text),
-            },
-        )
+        node.record_reply_check(_CLI_ACTOR, text, result, region=region, industry=industry, channel=channel)
     _echo_json(
         {
             "decision": result.decision,

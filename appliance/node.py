@@ -272,6 +272,33 @@ class Node:
         )
         return version
 
+    def record_reply_check(
+        self,
+        actor: str,
+        text: str,
+        decision: Any,
+        *,
+        region: str,
+        industry: str,
+        channel: str,
+        request_id: str | None = None,
+    ) -> Receipt:
+        """Record a reply decision: rule ids and version, and a keyed digest of the text, never the text."""
+        return self.record(
+            actor,
+            "reply.checked",
+            details={
+                "decision": decision.decision,
+                "rules": sorted({f.rule for f in decision.findings}),
+                "policy_version": decision.policy_version,
+                "region": region,
+                "industry": industry,
+                "channel": channel,
+                "text": self.pseudonyms.pseudonym("text", text),
+            },
+            request_id=request_id,
+        )
+
     def masking_fields(self) -> dict[str, str | None]:
         """How a stored customer record is masked: declared fields by entity type, core columns shown."""
         fields: dict[str, str | None] = {"id": None, "external_id": None, "region": None, "created": None}

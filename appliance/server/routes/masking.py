@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from appliance.masking.entities import EntityType
 from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
+from appliance.server.fields import Text
 from appliance.server.openapi import operation
 
 __all__ = ["MASKED_ROLES", "bp"]
@@ -27,16 +28,6 @@ DETOKENIZE_ROLES = ("supervisor", "admin")
 _MAX_RECORDS = 1000
 
 
-def _no_surrogates(value: str) -> str:
-    # JSON lets "\ud800" through as a lone surrogate: no encoder downstream can write it.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains a lone surrogate (\\ud800-\\udfff); send valid Unicode") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_surrogates)]
 #: An entity type name; strict bodies would otherwise demand an enum instance, which JSON cannot carry.
 Entity = Annotated[EntityType, Strict(False)]
 Region = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]

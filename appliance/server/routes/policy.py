@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import Blueprint
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
+from appliance.server.fields import Text
 from appliance.server.openapi import operation
 from policy.recommend import filter_recommendations
 
@@ -26,15 +27,6 @@ REPLY_ROLES = ("agent", "supervisor", "ops", "admin")
 VERSION_ROLES = ("admin", "auditor")
 
 
-def _no_surrogates(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains a lone surrogate (\\ud800-\\udfff); send valid Unicode") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_surrogates)]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_*-]+$")]
 
 
@@ -114,18 +106,13 @@ def check_reply(body: CheckReplyIn) -> CheckReplyOut:
     result = evaluator.check_reply(
         body.text, region=body.region, industry=body.industry, channel=body.channel
     )
-    receipt = node.record(
+    receipt = node.record_reply_check(
         key.actor,
-        "reply.checked",
-        details={
-            "decision": result.decision,
-            "rules": sorted({f.rule for f in result.findings}),
-            "policy_version": result.policy_version,
-            "region": body.region,
-            "industry": body.industry,
-            "channel": body.channel,
-            "text": node.pseudonyms.pseudonym("text", body.text),
-        },
+        body.text,
+        result,
+        region=body.region,
+        industry=body.industry,
+        channel=body.channel,
         request_id=request_id(),
     )
     return CheckReplyOut(
