@@ -95,18 +95,7 @@ class _StrictLoader(yaml.SafeLoader):
 _CBase: Any = getattr(yaml, "CSafeLoader", None)
 
 
-class _FastStrictLoader(_CBase or yaml.SafeLoader):  # type: ignore[misc]
-    """The same rules with libyaml's C parser (a 10,000-rule library parses in well under a second).
-
-    The C composer cannot be hooked, so aliases are refused by a scan of the parse events first
-    (:func:`_refuse_aliases`); duplicate keys and YAML 1.2 booleans are handled by the same Python
-    constructor and resolvers as :class:`_StrictLoader`.
-    """
-
-    construct_mapping = _StrictLoader.construct_mapping
-
-
-for _loader in (_StrictLoader, _FastStrictLoader):
+for _loader in (_StrictLoader,):
     _loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -116,22 +105,89 @@ for _loader in (_StrictLoader, _FastStrictLoader):
     )
 
 
-def _refuse_aliases(text: str) -> None:
-    for event in yaml.parse(text, Loader=_CBase):
-        if isinstance(event, yaml.AliasEvent):
+class _Events:
+    """Python values built straight from libyaml's parse events, under the rules of :class:`_StrictLoader`.
+
+    Building from events skips PyYAML's node graph and recursive constructor, which cost most of the
+    load of a large library. Scalars are resolved and constructed exactly as the strict loader does
+    (same implicit resolvers: YAML 1.2 booleans; same constructors: dates, ints, floats, null);
+    aliases, duplicate keys and unknown tags are refused with the position.
+    """
+
+    _resolver = _StrictLoader.__new__(_StrictLoader)  # resolve() needs only the class tables
+    _constructor = yaml.constructor.SafeConstructor()
+
+    @classmethod
+    def _scalar(cls, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = cls._resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+        construct = cls._constructor.yaml_constructors.get(tag)
+        if construct is None:
             raise yaml.MarkedYAMLError(
-                "while composing",
-                None,
-                "aliases (*name) are not allowed in policy files",
-                event.start_mark,  # type: ignore[arg-type]
+                "while constructing", None, f"tag {tag!r} is not allowed in policy files", event.start_mark
             )
+        if tag == "tag:yaml.org,2002:str":
+            return event.value
+        return construct(
+            cls._constructor, yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        )
+
+    @classmethod
+    def load(cls, text: str) -> Any:
+        stack: list[Any] = []  # open containers: [dict, pending key, key mark] or [list]
+        result: Any = None
+        for event in yaml.parse(text, Loader=_CBase):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                value = cls._scalar(event)
+            elif kind is yaml.MappingStartEvent:
+                stack.append([{}, _NO_KEY, None])
+                continue
+            elif kind is yaml.SequenceStartEvent:
+                stack.append([[]])
+                continue
+            elif kind in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
+                value = stack.pop()[0]
+            elif kind is yaml.AliasEvent:
+                raise yaml.MarkedYAMLError(
+                    "while composing",
+                    None,
+                    "aliases (*name) are not allowed in policy files",
+                    event.start_mark,  # type: ignore[arg-type]
+                )
+            else:
+                continue  # stream and document start/end
+            if not stack:
+                result = value
+                continue
+            top = stack[-1]
+            if len(top) == 1:
+                top[0].append(value)
+            elif top[1] is _NO_KEY:
+                top[1], top[2] = value, event.start_mark
+            else:
+                key = top[1]
+                if isinstance(key, dict | list):
+                    raise yaml.MarkedYAMLError(
+                        "while constructing a mapping", None, "a mapping or list cannot be a key", top[2]
+                    )
+                if key in top[0]:
+                    raise yaml.MarkedYAMLError(
+                        "while constructing a mapping", None, f"duplicate key {key!r}", top[2]
+                    )
+                top[0][key] = value
+                top[1] = _NO_KEY
+        return result
+
+
+_NO_KEY = object()
 
 
 def _load(text: str) -> Any:
     if _CBase is None:
-        return _load(text)
-    _refuse_aliases(text)
-    return yaml.load(text, Loader=_FastStrictLoader)  # a SafeLoader with the C parser
+        return yaml.load(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader
+    return _Events.load(text)
 
 
 def _read_yaml(path: Path, label: str) -> Any:

@@ -227,3 +227,21 @@ def test_default_library_loads(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(DEFAULT, copy)
     assert PolicyLibrary.from_dir(copy).content_hash == lib.content_hash
+
+
+def test_the_event_loader_builds_what_the_strict_pyyaml_loader_builds():
+    """The fast path (values straight from libyaml events) must read every shipped file identically."""
+    from pathlib import Path
+
+    import yaml
+
+    from policy.library import _load, _StrictLoader
+
+    root = Path(__file__).resolve().parents[3] / "config" / "policies"
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) > 5
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert _load(text) == yaml.load(text, Loader=_StrictLoader), path
+    tricky = "a: 1\nb: [x, {c: NO}]\nd: true\ne: 2022-10-01\nf: 1.5e3\ng: ~\nh: '07'\ni: 0x1F\nj: ''\n"
+    assert _load(tricky) == yaml.load(tricky, Loader=_StrictLoader)
