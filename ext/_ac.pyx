@@ -256,10 +256,20 @@ cdef void *_grow(void *p, size_t size) except NULL:
     return q
 
 
+cdef inline bint _is_space(uint32_t c) noexcept nogil:
+    """str.isspace() for one code point (the twin calls it), without the GIL."""
+    return (
+        9 <= c <= 13 or 0x1C <= c <= 0x20 or c == 0x85 or c == 0xA0 or c == 0x1680
+        or 0x2000 <= c <= 0x200A or c == 0x2028 or c == 0x2029 or c == 0x202F or c == 0x205F
+        or c == 0x3000
+    )
+
+
 cdef Py_ssize_t _gaps(uint32_t *items, int32_t *org, Py_ssize_t n) noexcept nogil:
     """Pass 2, in place: separator runs become one space or vanish; returns the new length."""
     cdef Py_ssize_t i = 0, j, k, p, q, r, o = 0, end, chain_end = -1, last_len = 0
-    cdef int count
+    cdef int count, kind, chain_kind
+    cdef Py_ssize_t x
     cdef bint space
     cdef cp_t last_cls = 0, gap
     while i < n:
@@ -292,12 +302,24 @@ cdef Py_ssize_t _gaps(uint32_t *items, int32_t *org, Py_ssize_t n) noexcept nogi
             count = 1
             end = i
             p = k
+            chain_kind = 0
             while p < n:
                 q = p
                 while q < n and _cls(items[q]) & C_SEP:
                     q += 1
                 if q - p > K_CHAIN_GAP or q == n:
                     break
+                # All gaps of a chain are spaces, or all hold punctuation (as the twin documents).
+                kind = 1
+                x = p
+                while x < q:
+                    if not _is_space(items[x] & CP):
+                        kind = 2
+                        break
+                    x += 1
+                if chain_kind and kind != chain_kind:
+                    break
+                chain_kind = kind
                 r = q
                 while r < n and not (_cls(items[r]) & C_SEP):
                     r += 1

@@ -16,7 +16,8 @@ Normalisation, given per-character records ``(code point, class)*`` (empty: the 
      both one character: "确保，本产品" keeps its clause boundary (a space) and is no "保本", while
      "保，本，保，息" still collapses;
    - the run sits inside a letter-spaced chain: at least ``CHAIN_MIN`` words of exactly one LETTER,
-     each gap between them at most ``CHAIN_GAP`` characters ("g.u.a.r.a.n.t.e.e.d", "g u a r a n").
+     each gap between them at most ``CHAIN_GAP`` characters ("g.u.a.r.a.n.t.e.e.d", "g u a r a n"),
+     and all gaps of one kind: only spaces, or all holding punctuation ("a G.U.A.R" keeps "a").
      Chains are found greedily left to right.
    So ordinary prose keeps its word boundaries ("not guaranteed" stays two words).
 
@@ -128,12 +129,19 @@ def _gaps(cps: list[int], cls: list[int], org: list[int]) -> tuple[str, array]:
             count = 1
             end = i
             p = k
+            chain_kind = 0
             while p < n:
                 q = p
                 while q < n and cls[q] & SEP:
                     q += 1
                 if q - p > CHAIN_GAP or q == n:
                     break
+                # All gaps of a chain are spaces, or all hold punctuation: "a G.U.A.R.A.N.T.E.E.D"
+                # is the word "a" and a spaced-out "guaranteed", not "aguaranteed".
+                kind = 1 if all(chr(cps[x]).isspace() for x in range(p, q)) else 2
+                if chain_kind and kind != chain_kind:
+                    break
+                chain_kind = kind
                 r = q
                 while r < n and not cls[r] & SEP:
                     r += 1

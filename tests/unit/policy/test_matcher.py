@@ -64,6 +64,9 @@ POSITIVE = {
     "full-width": ("ＧＵＡＲＡＮＴＥＥＤ!", [("guaranteed", "ＧＵＡＲＡＮＴＥＥＤ")]),
     "letter-spaced": ("it is g.u.a.r.a.n.t.e.e.d.", [("guaranteed", "g.u.a.r.a.n.t.e.e.d")]),
     "letter-spaced-blank": ("g u a r a n t e e d returns", [("guaranteed", "g u a r a n t e e d")]),
+    # A one-letter word before a spaced-out word is not part of the chain (regression: "aguaranteed").
+    "article-then-dotted": ("a G.U.A.R.A.N.T.E.E.D return", [("guaranteed", "G.U.A.R.A.N.T.E.E.D")]),
+    "article-then-dashed": ("I am a g-u-a-r-a-n-t-e-e-d win", [("guaranteed", "g-u-a-r-a-n-t-e-e-d")]),
     "zero-width": ("稳\u200b赚\u200d不赔", [("稳赚不赔", "稳\u200b赚\u200d不赔")]),
     "homoglyph": ("guаrаntееd", [("guaranteed", "guаrаntееd")]),
     "case": ("GUARANTEED", [("guaranteed", "GUARANTEED")]),
