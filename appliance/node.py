@@ -71,6 +71,14 @@ class Node:
         self._signer = signer
         self.store = store
         self.masking = masking
+        # Derived once: the declared schema does not change while the node runs.
+        self._masking_fields: dict[str, str | None] = {
+            "id": None,
+            "external_id": None,
+            "region": None,
+            "created": None,
+            **{spec.name: spec.entity for spec in store.schema.fields},
+        }
         p = self.paths(settings.data_dir)
         self.policy = PolicyRegistry(p["policy"], p["policy_key"], p["policy_pub"])
 
@@ -301,10 +309,7 @@ class Node:
 
     def masking_fields(self) -> dict[str, str | None]:
         """How a stored customer record is masked: declared fields by entity type, core columns shown."""
-        fields: dict[str, str | None] = {"id": None, "external_id": None, "region": None, "created": None}
-        for spec in self.store.schema.fields:
-            fields[spec.name] = spec.entity
-        return fields
+        return dict(self._masking_fields)
 
     # -- services -------------------------------------------------------------------------
     @property

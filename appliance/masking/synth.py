@@ -98,21 +98,12 @@ def _group(s: str, sizes: tuple[int, ...], sep: str) -> str:
 
 
 def _luhn_complete(body: str) -> str:
-    for d in _DIGITS:
-        if v.luhn(body + d):
-            return body + d
-    raise AssertionError("unreachable: one of ten digits completes a Luhn number")
+    return body + v.luhn_check_digit(body)
 
 
-def _gb11643_check(body17: str) -> str:
-    return v._GB11643_CHECK[
-        sum((ord(c) - 48) * w for c, w in zip(body17, v._GB11643_WEIGHTS, strict=True)) % 11
-    ]
-
-
-def _uscc_check(body17: str) -> str:
-    total = sum(v._USCC_VALUE[c] * w for c, w in zip(body17, v._USCC_WEIGHTS, strict=True))
-    return v._USCC_ALPHABET[(31 - total % 31) % 31]
+_gb11643_check = v.gb11643_check_char
+_uscc_check = v.uscc_check_char
+_iban_check = v.iban_check_digits
 
 
 def _gb11714_check(body8: str) -> str:
@@ -120,11 +111,6 @@ def _gb11714_check(body8: str) -> str:
     total = sum(int(c, 36) * w for c, w in zip(body8, (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
     check = 11 - total % 11
     return "X" if check == 10 else "0" if check == 11 else str(check)
-
-
-def _iban_check(country: str, bban: str) -> str:
-    numeric = (bban + country + "00").translate(v._IBAN_NUMERIC)
-    return f"{98 - int(numeric) % 97:02d}"
 
 
 def _birth_date(rng: random.Random, start: int = 1940, end: int = 2007) -> date:

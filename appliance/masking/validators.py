@@ -44,6 +44,8 @@ from appliance.masking.errors import UnknownEntityType
 
 __all__ = [
     "CHECKSUM_TYPES",
+    "GB11643_CHECK_CHARS",
+    "USCC_ALPHABET",
     "VALIDATOR_NAMES",
     "card_network",
     "check",
@@ -58,12 +60,15 @@ __all__ = [
     "date_of_birth",
     "date_plausible_birth",
     "email",
+    "gb11643_check_char",
     "iban",
+    "iban_check_digits",
     "icao_check_digit",
     "ip_address",
     "ipv4",
     "ipv6",
     "luhn",
+    "luhn_check_digit",
     "mac",
     "normalize_digits",
     "parse_date",
@@ -73,6 +78,7 @@ __all__ = [
     "unionpay_non_luhn",
     "us_itin",
     "us_ssn",
+    "uscc_check_char",
 ]
 
 _DIGITS = frozenset("0123456789")
@@ -226,6 +232,13 @@ _CN_PROVINCES = frozenset(
 )
 _GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _GB11643_CHECK = "10X98765432"
+#: Every character a GB 11643 check position can hold.
+GB11643_CHECK_CHARS = _GB11643_CHECK
+
+
+def gb11643_check_char(body17: str) -> str:
+    """The check character that completes 17 ASCII digits into a resident ID (generators use it)."""
+    return _GB11643_CHECK[sum((ord(c) - 48) * w for c, w in zip(body17, _GB11643_WEIGHTS, strict=True)) % 11]
 
 
 def _ric_birth_parts(s: str) -> tuple[int, int, int] | None:
@@ -273,6 +286,17 @@ def cn_resident_id_birth(s: str) -> date | None:
 # payment cards
 
 _LUHN_DOUBLE = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_check_digit(body: str) -> str:
+    """The digit that makes ``body`` + digit pass :func:`luhn` (generators use it)."""
+    total = 0
+    double = True  # the check digit will stand rightmost, so the last body digit is doubled
+    for c in reversed(body):
+        v = ord(c) - 48
+        total += _LUHN_DOUBLE[v] if double else v
+        double = not double
+    return str((10 - total % 10) % 10)
 
 
 def luhn(s: str) -> bool:
@@ -372,6 +396,16 @@ def unionpay_non_luhn(s: str) -> bool:
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(_USCC_ALPHABET)}
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+#: The 31 characters a Unified Social Credit Code may hold.
+USCC_ALPHABET = _USCC_ALPHABET
+
+
+def uscc_check_char(body17: str) -> str:
+    """The GB 32100 check character of the first 17 characters of a credit code (generators use it)."""
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(body17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
+
+
 # GB 32100-2015 table 1: registration authority code -> organisation type codes it may issue.
 _USCC_AUTHORITY_TYPES = {
     "1": "1239",  # 机构编制: 机关, 事业单位, 中央编办直管群众团体, 其他
@@ -471,6 +505,12 @@ def _compile_bban(spec: str) -> tuple[int, tuple[tuple[int, int, str], ...]]:
 
 _IBAN_SPECS = {country: _compile_bban(spec) for country, spec in _IBAN_BBAN.items()}
 _IBAN_NUMERIC = {ord(c): str(10 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+
+
+def iban_check_digits(country: str, bban: str) -> str:
+    """The two ISO 7064 mod 97-10 check digits of an IBAN (generators use it)."""
+    numeric = (bban.upper() + country.upper() + "00").translate(_IBAN_NUMERIC)
+    return f"{98 - int(numeric) % 97:02d}"
 
 
 def iban(s: str) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["Text"]
+__all__ = ["Text", "plain_digits"]
 
 
 def _no_surrogates(value: str) -> str:
@@ -20,3 +21,15 @@ def _no_surrogates(value: str) -> str:
 
 #: A string that is valid Unicode (no lone surrogates).
 Text = Annotated[str, AfterValidator(_no_surrogates)]
+
+
+def plain_digits(max_len: int, what: str) -> BeforeValidator:
+    """Accept a URL's number only as plain ASCII digits: lax int parsing takes "+5", "5.0" and "1_000"."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= max_len):
+            raise ValueError(f"must be {what}")
+        return value
+
+    validator: Callable[[Any], Any] = check
+    return BeforeValidator(validator)

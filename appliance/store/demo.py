@@ -53,8 +53,6 @@ class DemoReport:
 # -- identifiers ---------------------------------------------------------------------------------------
 _DIGITS = "0123456789"
 _UPPER_NO_IO = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-_GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_GB11643_CHECK = "10X98765432"
 _CN_AREAS = (
     "110101",
     "110105",
@@ -67,8 +65,6 @@ _CN_AREAS = (
     "420102",
     "320102",
 )
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _CN_MOBILE_PREFIXES = (
     "134",
     "135",
@@ -97,26 +93,12 @@ def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(_DIGITS) for _ in range(n))
 
 
-def _gb11643_check(body: str) -> str:
-    return _GB11643_CHECK[sum(int(c) * w for c, w in zip(body, _GB11643_WEIGHTS, strict=True)) % 11]
-
-
 def _resident_id(rng: random.Random, birth: date, valid: bool) -> str:
     body = f"{rng.choice(_CN_AREAS)}{birth:%Y%m%d}{_digits(rng, 3)}"
-    check = _gb11643_check(body)
+    check = validators.gb11643_check_char(body)
     if not valid:
-        check = rng.choice([c for c in _GB11643_CHECK if c != check])
+        check = rng.choice([c for c in validators.GB11643_CHECK_CHARS if c != check])
     return body + check
-
-
-def _luhn_digit(body: str) -> str:
-    total = 0
-    for i, c in enumerate(reversed(body)):
-        v = int(c)
-        if i % 2 == 0:
-            v = v * 2 - 9 if v > 4 else v * 2
-        total += v
-    return str((10 - total % 10) % 10)
 
 
 def _bank_card(rng: random.Random, region: str, valid: bool) -> str:
@@ -125,11 +107,11 @@ def _bank_card(rng: random.Random, region: str, valid: bool) -> str:
     else:
         prefix, length = rng.choice((("4", 16), ("51", 16), ("55", 16), ("2221", 16)))
     body = prefix + _digits(rng, length - len(prefix) - 1)
-    check = _luhn_digit(body)
+    check = validators.luhn_check_digit(body)
     if not valid:
         if prefix.startswith("62"):  # UnionPay may lack a Luhn digit; a bad Visa is unambiguous
             body = "4" + _digits(rng, 14)
-            check = _luhn_digit(body)
+            check = validators.luhn_check_digit(body)
         check = str((int(check) + rng.randint(1, 9)) % 10)
     return body + check
 
@@ -154,8 +136,7 @@ def _iban(rng: random.Random, valid: bool) -> str:
         )
     )
     b = bban()
-    numeric = "".join(str(int(c, 36)) for c in b + country + "00")
-    check = 98 - int(numeric) % 97
+    check = int(validators.iban_check_digits(country, b))
     if not valid:
         check = rng.choice([c for c in range(2, 99) if c != check])
     return f"{country}{check:02d}{b}"
@@ -163,12 +144,13 @@ def _iban(rng: random.Random, valid: bool) -> str:
 
 def _uscc(rng: random.Random, valid: bool) -> str:
     body = (
-        "91" + rng.choice(_CN_AREAS) + "".join(rng.choice(_USCC_ALPHABET[:10] + "ABCDEFGH") for _ in range(9))
+        "91"
+        + rng.choice(_CN_AREAS)
+        + "".join(rng.choice(validators.USCC_ALPHABET[:10] + "ABCDEFGH") for _ in range(9))
     )
-    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(body, _USCC_WEIGHTS, strict=True))
-    check = _USCC_ALPHABET[(31 - total % 31) % 31]
+    check = validators.uscc_check_char(body)
     if not valid:
-        check = rng.choice([c for c in _USCC_ALPHABET if c != check])
+        check = rng.choice([c for c in validators.USCC_ALPHABET if c != check])
     return body + check
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import Blueprint
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
+from appliance.server.fields import plain_digits
 from appliance.server.openapi import operation
 from appliance.server.routes.masking import MASKED_ROLES, ProfileOut, Region
 from appliance.store.errors import UnknownCustomer
@@ -23,13 +24,7 @@ __all__ = ["bp"]
 bp = Blueprint("customers", __name__, url_prefix="/v1/customers")
 
 
-def _decimal(value: Any) -> Any:
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 18):
-        raise ValueError("must be a decimal customer id")
-    return value
-
-
-CustomerId = Annotated[int, Field(ge=1, le=2**62), BeforeValidator(_decimal)]
+CustomerId = Annotated[int, Field(ge=1, le=2**62), plain_digits(18, "a decimal customer id")]
 
 
 class _Params(BaseModel):

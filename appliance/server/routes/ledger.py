@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import Blueprint, Response, after_this_request, current_app, request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
 from appliance.server.errors import HTTPProblem
+from appliance.server.fields import plain_digits
 from appliance.server.openapi import operation
 from ledger import Ledger
 from ledger.checkpoint import SignedCheckpoint
@@ -28,14 +29,7 @@ AUDITOR = ("auditor",)
 _MAX_INDEX = 2**63 - 1
 
 
-def _decimal(value: Any) -> Any:
-    # Lax int parsing would take "+5", "5.0" and "1_000"; an index in a URL is plain digits.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 19):
-        raise ValueError("must be a decimal integer from 0 to 2**63-1")
-    return value
-
-
-Index = Annotated[int, Field(ge=0, le=_MAX_INDEX), BeforeValidator(_decimal)]
+Index = Annotated[int, Field(ge=0, le=_MAX_INDEX), plain_digits(19, "a decimal integer from 0 to 2**63-1")]
 Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lower-case hex")]
 
 
