@@ -17,54 +17,19 @@ from typing import Any
 
 import click
 
+from appliance.cli_base import CLI_ACTOR as _CLI_ACTOR
+from appliance.cli_base import CliError
+from appliance.cli_base import echo_json as _echo_json
+from appliance.cli_base import node_from as _node
+from appliance.cli_base import settings_from as _settings
 from appliance.keys import ROLES
 from appliance.logs import configure_logging
 from appliance.node import Node, NodeError
-from appliance.settings import Settings, SettingsError, load_settings
 from ledger import LedgerError
 from ledger.checkpoint import NoteVerifier, load_verifier
 from ledger.errors import CheckpointInvalid
 
 __all__ = ["cli", "main"]
-
-_CLI_ACTOR = "admin:cli"
-
-
-class CliError(click.ClickException):
-    """Unusable input or state: message on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-def _settings(ctx: click.Context) -> Settings:
-    obj = ctx.ensure_object(dict)
-    if "settings" not in obj:
-        overrides: dict[str, Any] = {}
-        if obj.get("data_dir"):
-            overrides["node"] = {"data_dir": obj["data_dir"]}
-        try:
-            obj["settings"] = load_settings(obj.get("config"), **overrides)
-        except SettingsError as exc:
-            raise CliError(str(exc)) from None
-    return obj["settings"]
-
-
-@contextmanager
-def _node(ctx: click.Context, readonly: bool = False) -> Iterator[Node]:
-    try:
-        node = Node.open(_settings(ctx), readonly=readonly)
-    except (NodeError, LedgerError) as exc:
-        raise CliError(str(exc)) from None
-    try:
-        yield node
-    except LedgerError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        node.close()
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -90,6 +90,24 @@ class MaskingSettings(_Section):
     )
 
 
+class ProactiveSettings(_Section):
+    playbooks: Path | None = Field(
+        None, description="directory of playbook YAML files; default: config/playbooks shipped with the node"
+    )
+    webhook_url: str | None = Field(
+        None, description="marketing ops' receiver (http(s)://...); unset: triggers wait for the pull API"
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_concurrency: int = Field(16, ge=1, le=256)
+    webhook_backoff_seconds: float = Field(2.0, ge=0, le=3600, description="first retry delay, doubled per try")
+    webhook_backoff_cap_seconds: float = Field(3600.0, ge=0, le=86_400)
+    delivery_interval_seconds: int = Field(10, ge=1, le=3600)
+    delivery_batch: int = Field(1000, ge=1, le=100_000)
+    misfire_grace_seconds: int = Field(300, ge=1, le=86_400, description="a run late by more is skipped")
+    timezone: str = Field("UTC", description="time zone of the playbooks' cron schedules")
+
+
 class Settings(BaseSettings):
     """All settings of one node."""
 
@@ -106,6 +124,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     masking: MaskingSettings = MaskingSettings()
+    proactive: ProactiveSettings = ProactiveSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -176,7 +195,7 @@ def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLi
         else:
             source = str(DEFAULTS_FILE.name)
         if err["type"] == "extra_forbidden":
-            fix = "remove it or check its spelling (sections: node, server, ledger, logging, masking, store)"
+            fix = "remove it or check its spelling (sections: node, server, ledger, logging, masking, store, proactive)"
             lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
         else:
             lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value or set {var}")

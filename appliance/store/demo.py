@@ -45,6 +45,7 @@ class DemoReport:
     events: int
     transcripts: int
     messages: int
+    consents: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -365,6 +366,18 @@ def _spaced(s: str) -> str:
 # -- events ----------------------------------------------------------------------------------------------
 _PAGES = ("/", "/plans", "/billing", "/orders", "/support", "/account", "/promotions")
 _TOPICS = ("billing", "network", "delivery", "service", "refund")
+# What demo customers type into the search box, by language; the tire-pressure phrases feed the
+# shipped `tire_pressure_service` playbook.
+_QUERIES = {
+    "zh": ("套餐资费", "账单查询", "退款进度", "流量包", "会员权益", "发票", "保养预约", "门店地址"),
+    "en": ("data plan", "billing", "refund status", "roaming", "premium benefits", "invoice", "store hours"),
+}
+_TIRE = {
+    "zh": ("胎压异常", "胎压报警灯亮了", "轮胎气压低怎么办", "胎压灯"),
+    "en": ("tire pressure warning", "TPMS light on", "low tyre pressure", "tire pressure sensor"),
+}
+#: Offer channels a demo customer may have opted into (the shipped playbooks use sms and app_push).
+_CONSENT_CHANNELS = ("sms", "email", "app_push")
 
 
 def _events(
@@ -372,12 +385,17 @@ def _events(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     days = max(1, (end - start).days)
+    # A second generator for what was added later (search words), so the main sequence - and the
+    # demo data tests pin - stay as they were.
+    words = random.Random(persona.index * 7919 + 17)
+    queries = _QUERIES["zh" if persona.lang == "zh" else "en"]
     currency = _CURRENCY.get(persona.region, "USD")
     churn_day = rng.uniform(days * 0.45, days * 0.95) if persona.churner else float(days)
 
     def add(
         ts: datetime, kind: str, channel: str | None, amount: float | None = None, /, **details: Any
     ) -> None:
+        text = details.pop("text", None)
         out.append(
             {
                 "customer_id": cid,
@@ -387,6 +405,7 @@ def _events(
                 "amount": amount,
                 "currency": currency if amount is not None else None,
                 "details": details,
+                **({"text": text} if text else {}),
             }
         )
 
@@ -409,7 +428,13 @@ def _events(
             for k in range(rng.choice((0, 1, 1, 2, 3))):
                 add(ts + timedelta(seconds=20 + 40 * k), "page_view", channel, page=rng.choice(_PAGES))
             if rng.random() < 0.25:
-                add(ts + timedelta(minutes=3), "search", channel, results=rng.randint(0, 40))
+                add(
+                    ts + timedelta(minutes=3),
+                    "search",
+                    channel,
+                    results=rng.randint(0, 40),
+                    text=words.choice(queries),
+                )
             if rng.random() < (0.12 if not persona.churner else 0.12 * fade):
                 add(ts + timedelta(minutes=4), "add_to_cart", channel, items=rng.randint(1, 3))
                 if rng.random() < 0.6:
@@ -443,6 +468,18 @@ def _events(
         if rng.random() < 0.003:
             nps = rng.randint(0, 6) if persona.churner else rng.randint(6, 10)
             add(start + timedelta(days=day, hours=16), "survey", "email", nps=nps)
+    # About one customer in twelve drives a car whose tire-pressure light came on this week.
+    if words.random() < 0.08 and days >= 7:
+        tire = _TIRE["zh" if persona.lang == "zh" else "en"]
+        for _ in range(words.randint(2, 5)):
+            ts = end - timedelta(days=words.uniform(0.2, 6.5))
+            add(
+                ts,
+                "search",
+                words.choice(("app", "web")),
+                results=words.randint(1, 20),
+                text=words.choice(tire),
+            )
     if persona.churner and rng.random() < 0.6:
         ts = start + timedelta(days=churn_day)
         add(
@@ -565,7 +602,7 @@ def load_demo(
     regions = [r for r, _ in _REGIONS]
     weights = [w for _, w in _REGIONS]
     first_of_region: set[str] = set()
-    n_events = n_transcripts = n_messages = 0
+    n_events = n_transcripts = n_messages = n_consents = 0
     for lo in range(0, n_customers, _CHUNK):
         personas: list[_Persona] = []
         rows = []
@@ -620,8 +657,15 @@ def load_demo(
                 n_messages += len(msgs)
         for j in range(0, len(events), 5000):
             n_events += store.add_events(events[j : j + 5000])
+        consents = [
+            {"customer_id": cid, "channel": ch, "status": "opt_in", "ts": row["created"], "source": "demo"}
+            for cid, row in zip(ids, rows, strict=True)
+            if row.get("marketing_consent")
+            for ch in _CONSENT_CHANNELS
+        ]
+        n_consents += store.proactive.add_consents(consents, channels=_CONSENT_CHANNELS)
         if chats:
             n_transcripts += len(store.add_transcripts(chats))
         if progress:
             progress(min(lo + _CHUNK, n_customers), n_customers)
-    return DemoReport(seed, n_customers, n_events, n_transcripts, n_messages)
+    return DemoReport(seed, n_customers, n_events, n_transcripts, n_messages, n_consents)

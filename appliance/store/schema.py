@@ -201,6 +201,7 @@ class EventRecord:
     amount: float | None
     currency: str | None
     details: Mapping[str, Any]
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,9 @@ class CustomerSchema:
             "amount": (Annotated[float, Field(allow_inf_nan=False)] | None, None),
             "currency": (Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None, None),
             "details": (_Details, {}),
+            # A search query or telemetry code (keyword features match it); the node masks identifiers
+            # in it before it is stored, so it holds no raw PII.
+            "text": (Annotated[str, StringConstraints(min_length=1, max_length=256)] | None, None),
         }
         message: dict[str, Any] = {
             "ts": (AwareDatetime, ...),
@@ -474,6 +478,7 @@ class CustomerSchema:
             m.amount,
             m.currency,
             dict(m.details),
+            m.text,
         )
 
     def validate_message(self, row: Mapping[str, Any]) -> MessageRecord:

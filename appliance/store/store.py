@@ -62,6 +62,7 @@ class Event:
     amount: float | None
     currency: str | None
     details: Mapping[str, Any]
+    text: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -161,6 +162,12 @@ class Store:
         self._engine = engine
         self.cipher = cipher
         self.schema = schema
+        from appliance.store.proactive import ProactiveStore
+
+        self.proactive = ProactiveStore(engine)
+        #: Applied to every event's ``text`` before it is written; the node sets it to mask identifiers
+        #: (a search box receives phone numbers too), so no ingestion path stores raw ones.
+        self.event_text_filter: Callable[[str], str] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @classmethod
@@ -431,6 +438,11 @@ class Store:
                     "amount": r.amount,
                     "currency": r.currency,
                     "details": dict(r.details),
+                    "text": (
+                        self.event_text_filter(r.text)
+                        if r.text is not None and self.event_text_filter is not None
+                        else r.text
+                    ),
                 }
             )
         with _db(self._engine, "events"), self._engine.begin() as conn:
@@ -454,7 +466,7 @@ class Store:
             self._require_customers(conn, [customer_id])
             rows = conn.execute(q.order_by(t.events.c.ts, t.events.c.id)).all()
         return [
-            Event(r.id, r.customer_id, r.ts, r.kind, r.channel, r.amount, r.currency, dict(r.details))
+            Event(r.id, r.customer_id, r.ts, r.kind, r.channel, r.amount, r.currency, dict(r.details), r.text)
             for r in rows
         ]
 

@@ -38,13 +38,19 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "UTCDateTime",
+    "consents",
     "customer_fields",
     "customers",
     "events",
     "field_keys",
+    "job_runs",
     "metadata",
+    "outbox",
+    "scheduler_jobs",
+    "suppressions",
     "transcript_messages",
     "transcripts",
+    "triggers",
 ]
 
 metadata = MetaData(
@@ -120,6 +126,9 @@ events = Table(
     Column("amount", Double(), nullable=True),
     Column("currency", String(3), nullable=True),
     Column("details", JSON(), nullable=False),
+    # Search query or telemetry code, already masked of identifiers by the node (features match
+    # keywords in it); a column rather than a details key so 20M events load without JSON parsing.
+    Column("text", String(256), nullable=True),
     Index(None, "customer_id", "ts"),
     Index(None, "ts"),
 )
@@ -157,4 +166,112 @@ field_keys = Table(
     Column("created", UTCDateTime(), nullable=False),
     Column("retired", UTCDateTime(), nullable=True),
     CheckConstraint("status IN ('active', 'previous', 'retired')", name="status"),
+)
+
+
+# -- proactive service (predictors/) ----------------------------------------------------------------
+
+# Consent is a history, never overwritten: the latest record per (customer, channel) decides, and an
+# auditor can see when and where a customer opted in or out.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("customer_id", _Id, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("source", String(64), nullable=False),
+    CheckConstraint("status IN ('opt_in', 'opt_out')", name="status"),
+    Index(None, "customer_id", "channel", "ts"),
+)
+
+# Customers nobody may contact proactively (do-not-contact requests, complaints in progress, staff).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("customer_id", _Id, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("reason", String(256), nullable=False),
+    Column("added", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+)
+
+# Every selected customer of a playbook run: raised (pending delivery or pull), held out (control
+# group), suppressed or deferred by a gate (with the gates' explanation), then delivered and closed
+# with an outcome. Nothing selected is ever dropped silently.
+TRIGGER_STATUSES = ("pending", "delivered", "failed", "suppressed", "holdout", "deferred", "closed")
+OUTCOMES = ("contacted", "converted", "declined")
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("playbook", String(64), nullable=False),
+    Column("customer_id", _Id, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("score", Double(), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("treated", Integer, nullable=False),  # 1 treated group, 0 holdout (control) group
+    Column("status", String(16), nullable=False),
+    Column("suppressed_by", String(32), nullable=True),
+    Column("reasons", JSON(), nullable=False),  # gates: [{gate, passed, detail}], model reasons
+    Column("model_version", String(32), nullable=True),
+    Column("channel", String(16), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("not_before", UTCDateTime(), nullable=True),
+    Column("updated", UTCDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=True),
+    Column("outcome_ts", UTCDateTime(), nullable=True),
+    CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in TRIGGER_STATUSES) + ")", name="status"),
+    CheckConstraint(
+        "outcome IS NULL OR outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome"
+    ),
+    Index(None, "status", "id"),
+    Index(None, "playbook", "created"),
+    Index(None, "customer_id", "created"),
+    Index(None, "run_id"),
+)
+
+# The transactional outbox: a raised trigger and its outbox row are written in one transaction, so a
+# trigger is never raised without being queued for delivery, nor delivered without having been raised.
+# The body is fixed when the trigger is raised, so every retry sends the same bytes.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("trigger_id", _Id, ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", UTCDateTime(), nullable=False),
+    Column("last_error", String(512), nullable=True),
+    Column("delivered", UTCDateTime(), nullable=True),
+    Column("body", Text, nullable=False),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    Index(None, "status", "next_attempt"),
+)
+
+# History of scheduled and manual job runs (APScheduler keeps only what runs next).
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("job_id", String(96), nullable=False),
+    Column("started", UTCDateTime(), nullable=False),
+    Column("finished", UTCDateTime(), nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("duration_ms", Integer, nullable=True),
+    Column("trigger", String(16), nullable=False),  # schedule | manual
+    Column("detail", JSON(), nullable=True),
+    Column("error", Text, nullable=True),
+    CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')", name="status"),
+    Index(None, "job_id", "started"),
+)
+
+# APScheduler 3's SQLAlchemyJobStore table, declared here (same columns as APScheduler's own) so the
+# migrations own it and the store's schema check knows it.
+scheduler_jobs = Table(
+    "scheduler_jobs",
+    metadata,
+    Column("id", String(191), primary_key=True),
+    Column("next_run_time", Double(), nullable=True),
+    Column("job_state", LargeBinary, nullable=False),
+    Index(None, "next_run_time"),
 )
