@@ -27,6 +27,9 @@ $(STAMP): setup.py pyproject.toml | $(BIN)/python
 	$(MAKE) --no-print-directory sysdeps
 	$(BIN)/pip install -q 'Cython>=3.0' 'setuptools>=68' wheel
 	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	# The CoIL 2000 "Caravan" data (tests and bench/bench_caravan.py) ships inside ISLP; --no-deps: only
+	# its data files are read, and its own requirements pull in PyTorch.
+	$(BIN)/pip install -q --no-deps 'ISLP>=0.4'
 	touch $@
 
 # Compiled kernels next to their sources; the pure-Python twins serve if this fails.

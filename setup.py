@@ -102,6 +102,12 @@ setup(
         "python-stdnum>=1.20",  # masking: identifier oracle in tests and slow path
         "schwifty>=2024.1",  # masking: IBAN oracle in tests
         "opencc>=1.1",  # policy: traditional -> simplified Chinese before phrase matching
+        "lightgbm>=4.3",  # predictors: training and scoring
+        "scikit-learn>=1.4",  # predictors: calibration, metrics, the logistic baseline
+        "adbc-driver-sqlite>=1.0",  # bulk event reads as Arrow (playbook runs read millions of events)
+        "adbc-driver-postgresql>=1.0",  # the same over PostgreSQL's binary COPY
+        "urllib3>=2.0",  # webhook delivery: pooled, thread-safe HTTP
+        "tzdata>=2024.1",  # IANA zones for quiet hours where the OS has none
     ],
     extras_require={
         "dev": [

@@ -807,6 +807,19 @@ def policy_lint(ctx: click.Context, library_ref: str | None) -> None:
         ctx.exit(1)
 
 
+# -- the proactive service (command groups in their own modules) ----------------------------------------
+def _register_groups() -> None:
+    from appliance.cli_jobs import jobs
+    from appliance.cli_model import model
+    from appliance.cli_proactive import consent, playbooks, suppress, triggers
+
+    for command in (jobs, model, playbooks, triggers, consent, suppress):
+        cli.add_command(command)
+
+
+_register_groups()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI, map uncaught domain errors to exit code 2."""
     try:

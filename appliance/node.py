@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.errors import NodeError
 from appliance.keys import (
@@ -33,6 +33,9 @@ from appliance.settings import Settings
 from appliance.store import Store, StoreError, load_demo
 from ledger import Ledger, Receipt
 from ledger.checkpoint import NoteSigner
+
+if TYPE_CHECKING:
+    from appliance.proactive import ProactiveService
 
 __all__ = ["InitResult", "Node", "NodeError"]
 
@@ -81,6 +84,9 @@ class Node:
         }
         p = self.paths(settings.data_dir)
         self.policy = PolicyRegistry(p["policy"], p["policy_key"], p["policy_pub"])
+        # Search queries and telemetry codes are stored with identifiers replaced by type tags.
+        store.event_text_filter = self.mask_event_text
+        self._proactive: ProactiveService | None = None
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -101,6 +107,8 @@ class Node:
             "policy": data_dir / "policy",
             "state": data_dir / "state",
             "store_db": data_dir / "store.db",
+            "webhook_secret": keys / "webhook.secret",
+            "models": data_dir / "models",
         }
 
     @staticmethod
@@ -129,6 +137,7 @@ class Node:
         write_secret(p["signing"], (signer.skey() + "\n").encode("ascii"))
         write_secret(p["pseudonym"], secrets.token_bytes(32))
         write_secret(p["masking_key"], secrets.token_bytes(32))
+        write_secret(p["webhook_secret"], secrets.token_bytes(32))
         PolicyRegistry.create_key(p["policy_key"], p["policy_pub"])
         keys = ApiKeyStore.create(p["api_keys"])
         Ledger.create(str(p["ledger"]), origin)
@@ -307,6 +316,40 @@ class Node:
             request_id=request_id,
         )
 
+    def mask_event_text(self, text: str) -> str:
+        """``<CN_MOBILE>`` for every identifier in an event's text: keywords survive, values do not."""
+        findings = sorted(self.masking.analyze(text), key=lambda f: f.start)
+        out, last = [], 0
+        for f in findings:
+            if f.start < last:
+                continue
+            out.append(text[last : f.start])
+            out.append(f"<{f.type}>")
+            last = f.end
+        out.append(text[last:])
+        return "".join(out)[:256]
+
+    @property
+    def proactive(self) -> ProactiveService:
+        """Playbooks, models and delivery; built on first use (playbooks load from disk then)."""
+        if self._proactive is None:
+            from appliance.proactive import ProactiveService
+
+            p = self.paths(self.settings.data_dir)
+            self._proactive = ProactiveService.build(self, self.settings.proactive.playbooks, p["models"])
+        return self._proactive
+
+    @property
+    def webhook_secret(self) -> bytes:
+        """The key signing webhooks to marketing ops (created on first use for nodes older than it)."""
+        path = self.paths(self.settings.data_dir)["webhook_secret"]
+        if not path.exists():
+            try:
+                write_secret(path, secrets.token_bytes(32))
+            except FileExistsError:
+                pass
+        return read_secret(path)
+
     def masking_fields(self) -> dict[str, str | None]:
         """How a stored customer record is masked: declared fields by entity type, core columns shown."""
         return dict(self._masking_fields)
@@ -341,6 +384,8 @@ class Node:
 
     def close(self) -> None:
         try:
+            if self._proactive is not None:
+                self._proactive.close()
             self.ledger.close()
         finally:
             self.store.close()

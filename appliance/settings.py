@@ -100,7 +100,9 @@ class ProactiveSettings(_Section):
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=120)
     webhook_max_attempts: int = Field(8, ge=1, le=100)
     webhook_concurrency: int = Field(16, ge=1, le=256)
-    webhook_backoff_seconds: float = Field(2.0, ge=0, le=3600, description="first retry delay, doubled per try")
+    webhook_backoff_seconds: float = Field(
+        2.0, ge=0, le=3600, description="first retry delay, doubled per try"
+    )
     webhook_backoff_cap_seconds: float = Field(3600.0, ge=0, le=86_400)
     delivery_interval_seconds: int = Field(10, ge=1, le=3600)
     delivery_batch: int = Field(1000, ge=1, le=100_000)
@@ -195,7 +197,10 @@ def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLi
         else:
             source = str(DEFAULTS_FILE.name)
         if err["type"] == "extra_forbidden":
-            fix = "remove it or check its spelling (sections: node, server, ledger, logging, masking, store, proactive)"
+            fix = (
+                "remove it or check its spelling "
+                "(sections: node, server, ledger, logging, masking, store, proactive)"
+            )
             lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
         else:
             lines.append(f"setting {key} (from {source}): {err['msg']}; fix the value or set {var}")

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from appliance.errors import ApplianceError
+from appliance.jobs import JobBusy, JobError, UnknownJob
 from appliance.masking import (
     MaskingError,
     NotPermitted,
@@ -31,8 +32,10 @@ from appliance.masking import (
 )
 from appliance.masking.service import UnknownRegion
 from appliance.policy_registry import PolicyVersionError
+from appliance.proactive import UnknownPlaybook
 from appliance.server.context import request_id
 from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
+from appliance.store.proactive import OutcomeConflict, UnknownTrigger
 from ledger.errors import (
     ChainBroken,
     CheckpointInvalid,
@@ -50,6 +53,7 @@ from policy import (
     UnknownIndustry,
 )
 from policy import UnknownRegion as UnknownPolicyRegion
+from predictors.errors import DataError, PlaybookError, PredictorError, RegistryError, SchemaMismatch
 
 __all__ = [
     "ERRORS",
@@ -107,6 +111,17 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     PolicyError: Kind(422, "policy-refused", "Policy check refused", expose=True),
     PolicyVersionError: Kind(503, "policy-unavailable", "Policy library unavailable"),
     RecordInvalid: Kind(422, "invalid-record", "Invalid record", expose=True),
+    UnknownTrigger: Kind(404, "unknown-trigger", "Unknown trigger", expose=True),
+    UnknownPlaybook: Kind(404, "unknown-playbook", "Unknown playbook", expose=True),
+    OutcomeConflict: Kind(409, "outcome-conflict", "Outcome does not fit the trigger", expose=True),
+    SchemaMismatch: Kind(422, "schema-mismatch", "Data does not match the model", expose=True),
+    DataError: Kind(422, "invalid-data", "Invalid data", expose=True),
+    RegistryError: Kind(409, "model-unavailable", "Model unavailable", expose=True),
+    PlaybookError: Kind(503, "playbook-unavailable", "Playbook unavailable"),
+    PredictorError: Kind(422, "proactive-refused", "Request refused", expose=True),
+    UnknownJob: Kind(404, "unknown-job", "Unknown job", expose=True),
+    JobBusy: Kind(409, "job-running", "Job already running", expose=True),
+    JobError: Kind(422, "job-refused", "Job request refused", expose=True),
     StoreError: Kind(503, "store-unavailable", "Store unavailable"),
     # The node's own state (keys, settings) went bad under a running server: an operator's job.
     ApplianceError: Kind(503, "node-unavailable", "Node unavailable"),

@@ -10,6 +10,8 @@ store: a trigger and its outbox row are written together or not at all.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ __all__ = [
 
 CONSENT_STATUSES = ("opt_in", "opt_out")
 #: Trigger statuses that mean "this customer was (or is about to be) contacted": frequency caps count them.
-CONTACT_STATUSES = ("pending", "delivered", "closed", "failed")
+CONTACT_STATUSES = ("pending", "delivered", "closed", "failed", "deferred")
 
 
 class UnknownTrigger(StoreError):
@@ -127,18 +129,28 @@ class ProactiveStore:
 
     # -- bulk reads (Arrow) ----------------------------------------------------------------------------
     def _arrow(self, sql: str) -> pa.Table:
-        """Run one SELECT through ADBC; ``sql`` is built here from constants and formatted times only."""
+        """Run one SELECT through ADBC; ``sql`` is built here from constants and formatted times only.
+
+        SQLite is read in a child process (see :mod:`appliance.store._arrow_read` for why);
+        PostgreSQL through the ADBC driver in this process (binary COPY over the network).
+        """
         url = self._engine.url
+        if self._sqlite:
+            proc = subprocess.run(
+                [sys.executable, "-m", "appliance.store._arrow_read", str(url.database)],
+                input=sql.encode(),
+                capture_output=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+                raise StoreError(f"a bulk read of the store failed: {lines[-1]}")
+            return pa.ipc.open_stream(proc.stdout).read_all()
         try:
-            if self._sqlite:
-                import adbc_driver_sqlite.dbapi as adbc_sqlite
+            import adbc_driver_postgresql.dbapi as adbc_pg
 
-                conn = adbc_sqlite.connect(url.database or ":memory:")
-            else:
-                import adbc_driver_postgresql.dbapi as adbc_pg
-
-                uri = make_url(str(url.render_as_string(hide_password=False))).set(drivername="postgresql")
-                conn = adbc_pg.connect(uri.render_as_string(hide_password=False))
+            uri = make_url(str(url.render_as_string(hide_password=False))).set(drivername="postgresql")
+            conn = adbc_pg.connect(uri.render_as_string(hide_password=False))
         except Exception as exc:
             raise StoreError(f"the store cannot be read in bulk: {exc}") from exc
         try:
@@ -161,6 +173,8 @@ class ProactiveStore:
         return f"'{value.astimezone(UTC).isoformat()}'::timestamptz"
 
     def _times(self, column: pa.ChunkedArray) -> pd.Series:
+        if len(column) == 0 or pa.types.is_null(column.type):
+            return pd.Series(pd.to_datetime([], utc=True), dtype="datetime64[ns, UTC]")
         if pa.types.is_timestamp(column.type):
             arr = column if column.type.tz else pc.assume_timezone(column, "UTC")
         else:  # SQLite: text; all-NULL columns come back as int64 or null
@@ -197,7 +211,7 @@ class ProactiveStore:
                 "text": table["text"].to_pandas().replace("", None),
             }
         )
-        frame["ts"] = frame["ts"].dt.tz_localize("UTC") if frame["ts"].dt.tz is None else frame["ts"]
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame
 
     def customers_frame(self, fields: Sequence[str]) -> pd.DataFrame:
@@ -239,12 +253,21 @@ class ProactiveStore:
             }
         )
 
-    def contact_history_frame(self, since: datetime) -> pd.DataFrame:
-        """Treated triggers that contacted (or will contact) a customer: customer_id, playbook, ts."""
+    def contact_history_frame(self, since: datetime, *, holdout_of: str | None = None) -> pd.DataFrame:
+        """Triggers that contacted (or will contact) a customer: customer_id, playbook, ts.
+
+        ``holdout_of``: also count that playbook's holdout triggers, as the contacts they stand in for,
+        so the control group is capped exactly like the treated group and stays comparable.
+        """
         statuses = ", ".join(f"'{s}'" for s in CONTACT_STATUSES)
+        holdout = ""
+        if holdout_of is not None:
+            if not holdout_of.replace("_", "").isalnum():
+                raise StoreError(f"{holdout_of!r} is not a playbook name")
+            holdout = f" OR (treated = 0 AND status = 'holdout' AND playbook = '{holdout_of}')"
         table = self._arrow(
-            f"SELECT customer_id, playbook, created FROM triggers WHERE treated = 1 AND status IN "
-            f"({statuses}) AND created >= {self._time_literal(since)}"
+            f"SELECT customer_id, playbook, created FROM triggers WHERE ((treated = 1 AND status IN "
+            f"({statuses})){holdout}) AND created >= {self._time_literal(since)}"
         )
         return pd.DataFrame(
             {
@@ -590,12 +613,16 @@ class ProactiveStore:
             )
             return int(result.scalar_one())
 
+    def _started(self, run: int) -> datetime:
+        with _db(self._engine), self._engine.connect() as conn:
+            return conn.execute(select(t.job_runs.c.started).where(t.job_runs.c.id == run)).scalar_one()
+
     def finish_run(
         self, run: int, status: str, *, detail: Mapping[str, Any] | None = None, error: str | None = None
     ) -> None:
         now = datetime.now(UTC)
+        started = self._started(run)  # read outside the write: one UPDATE, no read-then-write lock upgrade
         with _db(self._engine, "job_runs"), self._engine.begin() as conn:
-            started = conn.execute(select(t.job_runs.c.started).where(t.job_runs.c.id == run)).scalar_one()
             conn.execute(
                 update(t.job_runs)
                 .where(t.job_runs.c.id == run)

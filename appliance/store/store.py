@@ -235,6 +235,11 @@ class Store:
         self.close()
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (the scheduler keeps its job store in the same database)."""
+        return self._engine
+
+    @property
     def backend(self) -> str:
         return self._engine.dialect.name
 
@@ -347,7 +352,9 @@ class Store:
             }
         return {"customer_id": customer_id, "field": name, "value": text, "ciphertext": None, "key_id": None}
 
-    def _customers(self, conn: Connection, where: Any, limit: int | None = None) -> list[dict[str, Any]]:
+    def _customers(
+        self, conn: Connection, where: Any, limit: int | None = None, fields: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         q = select(t.customers).where(where).order_by(t.customers.c.id)
         if limit is not None:
             q = q.limit(limit)
@@ -359,9 +366,10 @@ class Store:
             for h in heads
         }
         for chunk in _chunks(list(out)):
-            for f in conn.execute(
-                select(t.customer_fields).where(t.customer_fields.c.customer_id.in_(chunk))
-            ):
+            q = select(t.customer_fields).where(t.customer_fields.c.customer_id.in_(chunk))
+            if fields is not None:
+                q = q.where(t.customer_fields.c.field.in_(list(fields)))
+            for f in conn.execute(q):
                 spec = self.schema.field(f.field)
                 if spec is None:  # no longer declared: not returned (it may be unclassified PII)
                     continue
@@ -381,6 +389,17 @@ class Store:
         if not found:
             raise UnknownCustomer(customer_id)
         return found[0]
+
+    def get_customers(
+        self, ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Many customers by id (missing ids are absent), decrypting only ``fields`` when given."""
+        out: dict[int, dict[str, Any]] = {}
+        with _db(self._engine), self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids)), 5000):
+                for c in self._customers(conn, t.customers.c.id.in_(chunk), fields=fields):
+                    out[c["id"]] = c
+        return out
 
     def find_customer_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         with _db(self._engine), self._engine.connect() as conn:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from appliance.server.routes import customers, health, ledger, masking, meta, policy
+from appliance.server.routes import customers, health, jobs, ledger, masking, meta, policy, proactive
 
 __all__ = ["BLUEPRINTS"]
 
-BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, meta.bp, ledger.bp, masking.bp, customers.bp, policy.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    health.bp,
+    meta.bp,
+    ledger.bp,
+    masking.bp,
+    customers.bp,
+    policy.bp,
+    proactive.bp,
+    jobs.bp,
+)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +29,56 @@ class Route:
 
 MASKED = frozenset({"agent", "supervisor", "auditor", "ops"})
 REPLY = frozenset({"agent", "supervisor", "ops", "admin"})
+
+
+OPS = frozenset({"ops", "admin"})
+REPORT = frozenset({"ops", "admin", "auditor", "analyst"})
+
+
+def _version(env: ServerEnv) -> dict[str, Any]:
+    """The one version of the tiny model published into the shared node (see ``proactive_state``)."""
+    live = env.node.proactive.registry.live("tiny")
+    assert live is not None
+    return {"version": live.version}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def proactive_state(shared_env: ServerEnv, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A trigger (id 1) and a published model, so that every proactive route has something to act on."""
+    import numpy as np
+    import pandas as pd
+
+    from predictors.training import train
+
+    node = shared_env.node
+    now = datetime.now(UTC)
+    node.store.proactive.insert_triggers(
+        [
+            {
+                "run_id": "0" * 16,
+                "playbook": "tire_pressure_service",
+                "customer_id": 1,
+                "score": 1.0,
+                "rank": 1,
+                "treated": 1,
+                "status": "pending",
+                "suppressed_by": None,
+                "reasons": {"gates": [], "model": []},
+                "model_version": None,
+                "channel": "sms",
+                "created": now,
+                "not_before": None,
+            }
+        ]
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(
+        y=(x[:, 0] + rng.normal(size=300) > 0).astype(int)
+    )
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    train(frame, "y", folds=2, threads=1, max_rounds=50, patience=10).save(out)
+    node.proactive.publish_model("tiny", out, actor="admin:test")
 
 
 def _token(env: ServerEnv) -> dict[str, Any]:
@@ -73,6 +125,47 @@ ROUTES = (
         {"customer": {}, "items": [], "region": "CN", "industry": "retail"},
     ),
     Route("GET", "/v1/policy/versions", "/v1/policy/versions", frozenset({"admin", "auditor"})),
+    Route("GET", "/v1/jobs", "/v1/jobs", frozenset({"admin", "auditor"})),
+    Route(
+        "GET", "/v1/jobs/ledger.checkpoint/runs", "/v1/jobs/<job_id>/runs", frozenset({"admin", "auditor"})
+    ),
+    Route("POST", "/v1/jobs/ledger.checkpoint/run", "/v1/jobs/<job_id>/run", frozenset({"admin"})),
+    Route("POST", "/v1/jobs/outbox.deliver/pause", "/v1/jobs/<job_id>/pause", frozenset({"admin"})),
+    Route("POST", "/v1/jobs/outbox.deliver/resume", "/v1/jobs/<job_id>/resume", frozenset({"admin"})),
+    Route("GET", "/v1/triggers", "/v1/triggers", OPS),
+    Route("GET", "/v1/triggers/1", "/v1/triggers/<trigger_id>", OPS),
+    Route(
+        "POST", "/v1/triggers/1/outcome", "/v1/triggers/<trigger_id>/outcome", OPS, {"outcome": "contacted"}
+    ),
+    Route("GET", "/v1/triggers/report", "/v1/triggers/report", REPORT),
+    Route("GET", "/v1/playbooks", "/v1/playbooks", REPORT),
+    Route(
+        "POST", "/v1/playbooks/tire_pressure_service/run", "/v1/playbooks/<name>/run", frozenset({"admin"})
+    ),
+    Route(
+        "POST",
+        "/v1/consents",
+        "/v1/consents",
+        frozenset({"agent", "supervisor", "admin"}),
+        {"customer_id": 1, "channel": "sms", "status": "opt_in"},
+    ),
+    Route(
+        "POST",
+        "/v1/suppressions",
+        "/v1/suppressions",
+        frozenset({"supervisor", "ops", "admin"}),
+        {"customer_id": 1, "reason": "asked not to be called"},
+    ),
+    Route("DELETE", "/v1/suppressions/1", "/v1/suppressions/<customer_id>", frozenset({"admin"})),
+    Route(
+        "POST",
+        "/v1/events",
+        "/v1/events",
+        frozenset({"admin"}),
+        {"events": [{"customer_id": 1, "ts": "2026-11-01T09:00:00Z", "kind": "login", "channel": "app"}]},
+    ),
+    Route("GET", "/v1/models", "/v1/models", frozenset({"admin", "auditor", "analyst"})),
+    Route("POST", "/v1/models/tiny/rollback", "/v1/models/<name>/rollback", frozenset({"admin"}), _version),
 )
 PUBLIC_ROUTES = ("/healthz", "/openapi.json")
 
@@ -103,7 +196,7 @@ def test_table_covers_every_route_and_matches_the_document(shared_env: ServerEnv
     assert served == {(r.rule, r.method) for r in ROUTES}
     doc = shared_env.client.get("/openapi.json").get_json()
     for r in ROUTES:
-        path = r.rule.replace("<seq>", "{seq}").replace("<customer_id>", "{customer_id}")
+        path = re.sub(r"<(\w+)>", r"{\1}", r.rule)
         assert set(doc["paths"][path][r.method.lower()]["x-roles"]) == r.allowed
 
 

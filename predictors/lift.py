@@ -1,0 +1,147 @@
+"""Lift report: did contacting customers change what they did, compared with the held-out control group?
+
+Per playbook, treated (status ``raised``) against holdout (status ``holdout``); other statuses
+(suppressed, deferred) were never part of the comparison and are ignored. A trigger converts when its
+outcome is ``converted``; triggers without a reported outcome count as not converted, so both groups
+are measured the same way (intention to treat: a treated customer ops never reached still counts).
+
+* absolute lift: treated rate − holdout rate, with a 95 % interval by Newcombe's hybrid score method
+  ("method 10" of R. G. Newcombe, *Interval estimation for the difference between independent
+  proportions: comparison of eleven methods*, Statistics in Medicine 17:873-890, 1998): built from
+  the two Wilson score intervals, it keeps close to nominal coverage for small groups and rates near
+  0 or 1, where the textbook Wald interval is too narrow or leaves [-1, 1];
+* relative lift: (treated − holdout) / holdout rate, None when the holdout rate is 0;
+* p-value: two-sided pooled two-proportion z-test (1.0 when neither or both groups all converted).
+
+A group with no triggers gets no rate, interval or p-value (None) and a ``note`` saying why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from predictors.errors import DataError
+
+__all__ = ["Z95", "LiftRow", "lift_report", "newcombe_interval", "two_proportion_p", "wilson_interval"]
+
+#: The standard normal quantile for a two-sided 95 % interval.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for one proportion (Wilson 1927)."""
+    if n <= 0:
+        raise DataError("a proportion needs at least one trial")
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe_interval(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p1 − p2 (method 10, from two Wilson intervals)."""
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1, z)
+    l2, u2 = wilson_interval(x2, n2, z)
+    d = p1 - p2
+    lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return max(-1.0, lower), min(1.0, upper)
+
+
+def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test."""
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
+    if se == 0.0:
+        return 1.0
+    z = (x1 / n1 - x2 / n2) / se
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class LiftRow:
+    """The treated-vs-holdout comparison of one playbook."""
+
+    playbook: str
+    treated_n: int
+    treated_conversions: int
+    treated_rate: float | None
+    holdout_n: int
+    holdout_conversions: int
+    holdout_rate: float | None
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    relative_lift: float | None
+    p_value: float | None
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(playbook: str, tn: int, tx: int, hn: int, hx: int) -> LiftRow:
+    t_rate = tx / tn if tn else None
+    h_rate = hx / hn if hn else None
+    if not tn or not hn:
+        missing = " and ".join(g for g, n in (("treated", tn), ("holdout", hn)) if not n)
+        note: str | None = f"no {missing} triggers yet: lift cannot be estimated until both groups have some"
+        return LiftRow(playbook, tn, tx, t_rate, hn, hx, h_rate, None, None, None, None, None, note)
+    assert t_rate is not None and h_rate is not None
+    low, high = newcombe_interval(tx, tn, hx, hn)
+    relative = (t_rate - h_rate) / h_rate if h_rate > 0 else None
+    note = None if h_rate > 0 else "no holdout conversions: relative lift is undefined"
+    return LiftRow(
+        playbook,
+        tn,
+        tx,
+        t_rate,
+        hn,
+        hx,
+        h_rate,
+        t_rate - h_rate,
+        low,
+        high,
+        relative,
+        two_proportion_p(tx, tn, hx, hn),
+        note,
+    )
+
+
+def lift_report(triggers: pd.DataFrame) -> list[LiftRow]:
+    """One :class:`LiftRow` per playbook (sorted by name) from ``playbook``, ``status``, ``outcome``."""
+    missing = [c for c in ("playbook", "status", "outcome") if c not in triggers.columns]
+    if missing:
+        raise DataError(f"lift_report needs columns playbook, status, outcome; missing {', '.join(missing)}")
+    status = triggers["status"].to_numpy(dtype=object)
+    treated = status == "raised"
+    held = status == "holdout"
+    keep = treated | held
+    if not keep.any():
+        return []
+    frame = pd.DataFrame(
+        {
+            "playbook": [str(p) for p in triggers["playbook"].to_numpy(dtype=object)[keep]],
+            "treated": treated[keep],
+            "converted": triggers["outcome"].to_numpy(dtype=object)[keep] == "converted",
+        }
+    )
+    counts = frame.groupby(["playbook", "treated"], sort=True)["converted"].agg(["size", "sum"])
+    rows = []
+    for playbook in sorted(set(frame["playbook"])):
+
+        def get(group: bool, column: str, playbook: str = playbook) -> int:
+            key = (playbook, group)
+            return int(counts.loc[key, column]) if key in counts.index else 0
+
+        rows.append(
+            _row(playbook, get(True, "size"), get(True, "sum"), get(False, "size"), get(False, "sum"))
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Test helpers that run real things (a webhook receiver) rather than mocks."""
