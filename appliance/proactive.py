@@ -671,6 +671,10 @@ class ProactiveService:
             folds=max(2, min(5, cutoffs - 1)),
             seed=seed,
             threads=threads,
+            # A scheduled run scores every customer: a faster rate and at most 300 trees keep scoring
+            # a million rows within seconds (at 0.03 a large history grows 2,500 trees, 11k rows/s).
+            params={"learning_rate": 0.1},
+            max_rounds=300,
         )
         return trained, len(table)
 

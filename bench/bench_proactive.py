@@ -171,7 +171,15 @@ def main() -> int:
             horizon = timedelta(days=churn.target.horizon_days if churn.target else 30)
             cutoffs = [AS_OF - horizon - timedelta(days=7 * i) for i in range(4)]
             frame = training_frame(te, tc, churn, cutoffs, data_end=AS_OF).reset_index(drop=True)
-            trained = train(frame, "label", validation="time", time_column="cutoff", folds=3)
+            trained = train(
+                frame,
+                "label",
+                validation="time",
+                time_column="cutoff",
+                folds=3,
+                params={"learning_rate": 0.1},
+                max_rounds=300,  # as `train_playbook` does
+            )
             out = Path(tmp) / "model"
             trained.save(out)
             version, _ = service.publish_model("churn_retention", out, actor="bench")

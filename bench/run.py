@@ -17,6 +17,10 @@ BENCHES = [
     ["bench_masking.py", *QUICK],
     ["bench_policy_scan.py", *QUICK],
     ["bench_policy_decision.py", *QUICK],
+    ["bench_caravan.py", *QUICK],
+    ["bench_scoring.py", *QUICK],
+    ["bench_webhook.py", *QUICK],
+    ["bench_proactive.py", *QUICK],
 ]
 
 print(
