@@ -24,27 +24,14 @@ import numpy as np
 import pandas as pd
 
 from predictors.errors import DataError
+from predictors.playbook import DEFAULT_EVENT_KINDS
 
 __all__ = ["HISTORY_DAYS", "KINDS", "generate"]
 
 DAY_NS = 86_400 * 10**9
 HISTORY_DAYS = 180
-KINDS: tuple[str, ...] = (
-    "login",
-    "logout",
-    "page_view",
-    "search",
-    "add_to_cart",
-    "purchase",
-    "refund",
-    "complaint",
-    "support_contact",
-    "plan_change",
-    "subscription_cancelled",
-    "payment_failed",
-    "survey",
-    "telemetry",
-)
+#: The store schema's event kinds, in the order the generator indexes them.
+KINDS: tuple[str, ...] = DEFAULT_EVENT_KINDS
 _K = {k: i for i, k in enumerate(KINDS)}
 # Background kind mix: ordinary customers, and churners in the 30 days before they leave.
 _MIX = {
