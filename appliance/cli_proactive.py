@@ -13,11 +13,12 @@ import click
 
 from appliance.cli_base import CLI_ACTOR, CliError, echo_json, node_from
 from appliance.store.errors import StoreError
+from appliance.store.proactive import CONTACT_CHANNELS
 from predictors.errors import PredictorError
 
 __all__ = ["consent", "playbooks", "suppress", "triggers"]
 
-CHANNELS = ("sms", "email", "phone", "app_push", "wechat")
+CHANNELS = CONTACT_CHANNELS
 
 
 def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
@@ -229,19 +230,10 @@ def consent(ctx: click.Context, customer_id: int, channel: str, status: str, sou
     """Record a customer's opt-in or opt-out for one channel (the latest record decides)."""
     with node_from(ctx) as node:
         try:
-            node.store.proactive.add_consents(
-                [{"customer_id": customer_id, "channel": channel, "status": status, "source": source}],
-                channels=CHANNELS,
-            )
+            seq = node.proactive.record_consent(customer_id, channel, status, actor=CLI_ACTOR, source=source)
         except StoreError as exc:
             raise CliError(str(exc)) from None
-        receipt = node.record(
-            CLI_ACTOR,
-            "consent.recorded",
-            [node.pseudonyms.pseudonym("cust", str(customer_id))],
-            {"channel": channel, "status": status, "source": source},
-        )
-    click.echo(f"customer {customer_id}: {channel} {status} (ledger entry {receipt.seq})")
+    click.echo(f"customer {customer_id}: {channel} {status} (ledger entry {seq})")
 
 
 @click.group()
@@ -256,15 +248,9 @@ def suppress() -> None:
 def suppress_add(ctx: click.Context, customer_id: int, reason: str) -> None:
     with node_from(ctx) as node:
         try:
-            changed = node.store.proactive.suppress(customer_id, reason, CLI_ACTOR)
+            changed, _ = node.proactive.set_suppressed(customer_id, True, actor=CLI_ACTOR, reason=reason)
         except StoreError as exc:
             raise CliError(str(exc)) from None
-        node.record(
-            CLI_ACTOR,
-            "suppression.added",
-            [node.pseudonyms.pseudonym("cust", str(customer_id))],
-            {"changed": changed},
-        )
     click.echo(f"customer {customer_id} suppressed" + ("" if changed else " (already)"))
 
 
@@ -273,13 +259,7 @@ def suppress_add(ctx: click.Context, customer_id: int, reason: str) -> None:
 @click.pass_context
 def suppress_remove(ctx: click.Context, customer_id: int) -> None:
     with node_from(ctx) as node:
-        changed = node.store.proactive.unsuppress(customer_id)
-        node.record(
-            CLI_ACTOR,
-            "suppression.removed",
-            [node.pseudonyms.pseudonym("cust", str(customer_id))],
-            {"changed": changed},
-        )
+        changed, _ = node.proactive.set_suppressed(customer_id, False, actor=CLI_ACTOR)
     click.echo(f"customer {customer_id} " + ("removed from the list" if changed else "was not on the list"))
 
 

@@ -11,6 +11,7 @@ acts unrecorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -204,18 +205,19 @@ class ProactiveService:
             {"customer_id": selection.customer_ids, "score": selection.scores, "holdout": selection.holdout}
         )
         store = self._node.store.proactive
-        longest_cap = max((c.days for c in pb.contact.caps), default=0)
+        # One read of the contact history serves the caps and the region rules (up to a year back).
+        history = store.contact_history_frame(now - timedelta(days=400), holdout_of=pb.name)
         gated = evaluate_gates(
             candidates,
             customers,
             playbook=pb,
             now=now,
             consent=store.consents_frame(),
-            history=store.contact_history_frame(now - timedelta(days=longest_cap), holdout_of=pb.name),
+            history=history,
             suppressions=store.suppressions(),
             content_check=self._content_check,
         )
-        gated = self._policy_contact(pb, gated, customers, now)
+        gated = self._policy_contact(pb, gated, customers, history, now)
         timings["gates"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -251,7 +253,12 @@ class ProactiveService:
         return summary.as_dict()
 
     def _policy_contact(
-        self, pb: Playbook, gated: pd.DataFrame, customers: pd.DataFrame, now: datetime
+        self,
+        pb: Playbook,
+        gated: pd.DataFrame,
+        customers: pd.DataFrame,
+        history: pd.DataFrame,
+        now: datetime,
     ) -> pd.DataFrame:
         """The region's contact rules from the live policy library (channels, legal quiet hours, caps).
 
@@ -273,8 +280,8 @@ class ProactiveService:
         except PolicyVersionError as exc:
             rules, failure = None, f"no live policy library: {exc}"
         ids = gated["customer_id"].to_numpy(dtype=np.int64)[passing]
-        history = self._node.store.proactive.contact_history_frame(now - timedelta(days=400))
-        history = history[history["customer_id"].isin(ids)]
+        # Real contacts only: the holdout rows in ``history`` stand in for this playbook's caps.
+        history = history[history["treated"] & history["customer_id"].isin(ids)]
         stamps = {
             int(cid): grp["ts"].to_numpy(dtype="datetime64[ns]")
             for cid, grp in history.groupby("customer_id", sort=False)
@@ -615,6 +622,67 @@ class ProactiveService:
         if self._sender is not None:
             self._sender.close()
             self._sender = None
+
+    # -- consent and suppression -------------------------------------------------------------------------
+    def record_consent(
+        self,
+        customer_id: int,
+        channel: str,
+        status: str,
+        *,
+        actor: str,
+        source: str,
+        ts: datetime | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Store one consent change and record it (``consent.recorded``); returns the ledger seq."""
+        self._node.store.proactive.add_consents(
+            [
+                {
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "status": status,
+                    "ts": ts or datetime.now(UTC),
+                    "source": source,
+                }
+            ]
+        )
+        return self._node.record(
+            actor,
+            "consent.recorded",
+            [self._node.pseudonyms.pseudonym("cust", str(customer_id))],
+            {"channel": channel, "status": status, "source": source},
+            request_id=request_id,
+        ).seq
+
+    def set_suppressed(
+        self,
+        customer_id: int,
+        suppressed: bool,
+        *,
+        actor: str,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> tuple[bool, int]:
+        """Add to or remove from the do-not-contact list, and record it; (changed, ledger seq)."""
+        store = self._node.store.proactive
+        if suppressed:
+            changed = store.suppress(customer_id, reason, actor)
+            details: dict[str, Any] = {
+                "changed": changed,
+                "reason": hashlib.sha256(reason.encode()).hexdigest()[:16],
+            }
+        else:
+            changed = store.unsuppress(customer_id)
+            details = {"changed": changed}
+        receipt = self._node.record(
+            actor,
+            "suppression.added" if suppressed else "suppression.removed",
+            [self._node.pseudonyms.pseudonym("cust", str(customer_id))],
+            details,
+            request_id=request_id,
+        )
+        return changed, receipt.seq
 
     # -- outcomes, lists, report -----------------------------------------------------------------------
     def record_outcome(

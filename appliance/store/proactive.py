@@ -29,6 +29,7 @@ from appliance.store.store import _chunks, _db
 
 __all__ = [
     "CONSENT_STATUSES",
+    "CONTACT_CHANNELS",
     "OutcomeConflict",
     "ProactiveStore",
     "TriggerRow",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 CONSENT_STATUSES = ("opt_in", "opt_out")
+#: Channels an offer can use and a customer can consent to.
+CONTACT_CHANNELS = ("sms", "email", "phone", "app_push", "wechat")
 #: Trigger statuses that mean "this customer was (or is about to be) contacted": frequency caps count them.
 CONTACT_STATUSES = ("pending", "delivered", "closed", "failed", "deferred")
 
@@ -225,18 +228,29 @@ class ProactiveStore:
         for name in fields:
             if not name.replace("_", "").isalnum():
                 raise StoreError(f"{name!r} is not a field name")
-            values = self._arrow(
-                f"SELECT customer_id, value FROM customer_fields WHERE field = '{name}' AND value IS NOT NULL"
+        wanted = ", ".join(f"'{name}'" for name in fields)
+        values = (
+            self._arrow(
+                "SELECT customer_id, field, value FROM customer_fields "
+                f"WHERE field IN ({wanted}) AND value IS NOT NULL"
             )
-            series = pd.Series(
-                values["value"].to_pandas().to_numpy() if values.num_rows else [],
-                index=pd.Index(
-                    pc.cast(values["customer_id"], pa.int64()).to_numpy() if values.num_rows else [],
-                    dtype="int64",
-                ),
-                dtype=object,
+            if fields
+            else None
+        )
+        if values is not None and values.num_rows:
+            long = pd.DataFrame(
+                {
+                    "customer_id": pc.cast(values["customer_id"], pa.int64()).to_numpy(),
+                    "field": values["field"].to_pandas(),
+                    "value": values["value"].to_pandas(),
+                }
             )
-            frame[name] = series.reindex(frame.index)
+            wide = long.pivot(index="customer_id", columns="field", values="value")
+        else:
+            wide = pd.DataFrame()
+        for name in fields:
+            column = wide[name] if name in wide.columns else pd.Series(dtype=object)
+            frame[name] = column.reindex(frame.index).astype(object)
         return frame.sort_index()
 
     def consents_frame(self) -> pd.DataFrame:
@@ -266,7 +280,7 @@ class ProactiveStore:
                 raise StoreError(f"{holdout_of!r} is not a playbook name")
             holdout = f" OR (treated = 0 AND status = 'holdout' AND playbook = '{holdout_of}')"
         table = self._arrow(
-            f"SELECT customer_id, playbook, created FROM triggers WHERE ((treated = 1 AND status IN "
+            f"SELECT customer_id, playbook, created, treated FROM triggers WHERE ((treated = 1 AND status IN "
             f"({statuses})){holdout}) AND created >= {self._time_literal(since)}"
         )
         return pd.DataFrame(
@@ -276,11 +290,14 @@ class ProactiveStore:
                 "ts": self._times(table["created"])
                 if table.num_rows
                 else pd.Series([], dtype="datetime64[ns, UTC]"),
+                "treated": pc.cast(table["treated"], pa.int64()).to_numpy() == 1,
             }
         )
 
     # -- consents ------------------------------------------------------------------------------------
-    def add_consents(self, rows: Iterable[Mapping[str, Any]], *, channels: Sequence[str]) -> int:
+    def add_consents(
+        self, rows: Iterable[Mapping[str, Any]], *, channels: Sequence[str] = CONTACT_CHANNELS
+    ) -> int:
         """Append consent records (all or none): customer_id, channel, status, ts, source."""
         records = []
         for i, row in enumerate(rows):

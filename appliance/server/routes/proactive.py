@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint
@@ -31,7 +30,6 @@ OPS_ROLES = ("ops", "admin")
 REPORT_ROLES = ("ops", "admin", "auditor", "analyst")
 CONSENT_ROLES = ("agent", "supervisor", "admin")
 MODEL_ROLES = ("admin", "auditor", "analyst")
-CHANNELS = ("sms", "email", "phone", "app_push", "wechat")
 
 Id = Annotated[int, Field(ge=1, le=2**62), plain_digits(18, "a decimal id")]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -354,29 +352,16 @@ def add_consent(body: ConsentIn) -> ConsentOut:
         if found is None:
             raise UnknownCustomer(body.external_id)
         cid = found
-    ts = body.ts or datetime.now(UTC)
-    node.store.proactive.add_consents(
-        [
-            {
-                "customer_id": cid,
-                "channel": body.channel,
-                "status": body.status,
-                "ts": ts,
-                "source": body.source,
-            }
-        ],
-        channels=CHANNELS,
-    )
-    receipt = node.record(
-        current_key().actor,
-        "consent.recorded",
-        [node.pseudonyms.pseudonym("cust", str(cid))],
-        {"channel": body.channel, "status": body.status, "source": body.source},
+    seq = node.proactive.record_consent(
+        cid,
+        body.channel,
+        body.status,
+        actor=current_key().actor,
+        source=body.source,
+        ts=body.ts,
         request_id=request_id(),
     )
-    return ConsentOut(
-        customer_id=cid, consents=node.store.proactive.consents_for(cid), ledger_seq=receipt.seq
-    )
+    return ConsentOut(customer_id=cid, consents=node.store.proactive.consents_for(cid), ledger_seq=seq)
 
 
 @bp.post("/suppressions")
@@ -387,19 +372,10 @@ def add_consent(body: ConsentIn) -> ConsentOut:
     response=SuppressionOut,
 )
 def add_suppression(body: SuppressionIn) -> SuppressionOut:
-    node = current_node()
-    key = current_key()
-    changed = node.store.proactive.suppress(body.customer_id, body.reason, key.actor)
-    receipt = node.record(
-        key.actor,
-        "suppression.added",
-        [node.pseudonyms.pseudonym("cust", str(body.customer_id))],
-        {"changed": changed, "reason": hashlib.sha256(body.reason.encode()).hexdigest()[:16]},
-        request_id=request_id(),
+    changed, seq = current_node().proactive.set_suppressed(
+        body.customer_id, True, actor=current_key().actor, reason=body.reason, request_id=request_id()
     )
-    return SuppressionOut(
-        customer_id=body.customer_id, suppressed=True, changed=changed, ledger_seq=receipt.seq
-    )
+    return SuppressionOut(customer_id=body.customer_id, suppressed=True, changed=changed, ledger_seq=seq)
 
 
 @bp.delete("/suppressions/<customer_id>")
@@ -410,19 +386,10 @@ def add_suppression(body: SuppressionIn) -> SuppressionOut:
     response=SuppressionOut,
 )
 def remove_suppression(path: SuppressionPath) -> SuppressionOut:
-    node = current_node()
-    key = current_key()
-    changed = node.store.proactive.unsuppress(path.customer_id)
-    receipt = node.record(
-        key.actor,
-        "suppression.removed",
-        [node.pseudonyms.pseudonym("cust", str(path.customer_id))],
-        {"changed": changed},
-        request_id=request_id(),
+    changed, seq = current_node().proactive.set_suppressed(
+        path.customer_id, False, actor=current_key().actor, request_id=request_id()
     )
-    return SuppressionOut(
-        customer_id=path.customer_id, suppressed=False, changed=changed, ledger_seq=receipt.seq
-    )
+    return SuppressionOut(customer_id=path.customer_id, suppressed=False, changed=changed, ledger_seq=seq)
 
 
 # -- events -----------------------------------------------------------------------------------------------
