@@ -155,12 +155,20 @@ def triggers_outcome(ctx: click.Context, trigger_id: int, outcome: str) -> None:
 
 @triggers.command("report")
 @click.option("--playbook")
+@click.option(
+    "--basis",
+    type=click.Choice(["events", "outcomes"]),
+    default="events",
+    show_default=True,
+    help="events: the playbook's target event within its horizon, for both groups alike; "
+    "outcomes: what ops reported",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def triggers_report(ctx: click.Context, playbook: str | None, as_json: bool) -> None:
+def triggers_report(ctx: click.Context, playbook: str | None, basis: str, as_json: bool) -> None:
     """Lift per playbook: conversion of treated vs holdout with 95% confidence intervals."""
     with node_from(ctx) as node:
-        rows = node.proactive.lift(playbook)
+        rows = node.proactive.lift(playbook, basis=basis)
     if as_json:
         echo_json(rows)
         return
@@ -169,15 +177,17 @@ def triggers_report(ctx: click.Context, playbook: str | None, as_json: bool) -> 
         return "-" if v is None else f"{float(v) * 100:.2f}%"  # type: ignore[arg-type]
 
     def ci(r: dict[str, object]) -> str:
-        lo, hi = r.get("lift_ci_low"), r.get("lift_ci_high")
+        lo, hi = r.get("ci_low"), r.get("ci_high")
         return "-" if lo is None or hi is None else f"[{pct(lo)}, {pct(hi)}]"
 
     _table(
         "lift (treated vs holdout)",
-        ["playbook", "treated", "conv.", "holdout", "conv.", "lift", "95% CI", "p"],
+        ["playbook", "basis", "goal", "treated", "conv.", "holdout", "conv.", "lift", "95% CI", "p", "open"],
         [
             [
                 r["playbook"],
+                r.get("basis"),
+                r.get("goal"),
                 r.get("treated_n"),
                 pct(r.get("treated_rate")),
                 r.get("holdout_n"),
@@ -185,6 +195,7 @@ def triggers_report(ctx: click.Context, playbook: str | None, as_json: bool) -> 
                 pct(r.get("lift")),
                 ci(r),
                 "-" if r.get("p_value") is None else f"{float(r['p_value']):.3g}",
+                r.get("open", 0),
             ]
             for r in rows
         ],

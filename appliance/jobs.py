@@ -205,6 +205,7 @@ def record_skipped(node: Node, job_id: str, trigger: str, reason: str, **detail:
     runs = node.store.proactive
     run_id = _retried(runs.start_run, job_id, trigger)
     _retried(runs.finish_run, run_id, "skipped", detail={"reason": reason, **detail})
+    _retried(runs.prune_runs, job_id, node.settings.proactive.job_history)
     return run_id
 
 
@@ -236,6 +237,7 @@ def execute(node: Node, job_id: str, trigger: str) -> dict[str, Any]:
         else:
             detail = dict(summary) if summary is not None else None
             _retried(runs.finish_run, run_id, "succeeded", detail=detail)
+        _retried(runs.prune_runs, job_id, node.settings.proactive.job_history)
     return _run_record(node, job_id, run_id)
 
 

@@ -31,7 +31,7 @@ from predictors.delivery import Delivery, Endpoint, WebhookSender
 from predictors.errors import PredictorError, RegistryError
 from predictors.features import build_features, training_frame
 from predictors.gates import ContentVerdict, evaluate_gates
-from predictors.lift import lift_report
+from predictors.lift import event_conversions, lift_report
 from predictors.model import Model
 from predictors.playbook import Playbook, load_playbooks
 from predictors.registry import ModelRegistry, ModelVersion
@@ -147,10 +147,8 @@ class ProactiveService:
         return int(pb.max_window_days)
 
     def load_frames(self, pb: Playbook, now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-        store = self._node.store.proactive
-        events = store.events_frame(now - timedelta(days=self._window_days(pb)), now)
-        customers = store.customers_frame(_ATTRIBUTES)
-        return events, customers
+        since = now - timedelta(days=self._window_days(pb))
+        return self._node.store.proactive.run_frames(since, now, _ATTRIBUTES)
 
     def model_for(self, pb: Playbook) -> tuple[Model, ModelVersion] | None:
         if pb.model is None:
@@ -205,14 +203,17 @@ class ProactiveService:
             {"customer_id": selection.customer_ids, "score": selection.scores, "holdout": selection.holdout}
         )
         store = self._node.store.proactive
-        # One read of the contact history serves the caps and the region rules (up to a year back).
-        history = store.contact_history_frame(now - timedelta(days=400), holdout_of=pb.name)
+        # The candidates' consents and contact history (one read serves the caps and the region rules,
+        # up to a year back); only theirs: a run selects a few percent of the customers.
+        consents, history = store.gate_frames(
+            selection.customer_ids, history_since=now - timedelta(days=400), holdout_of=pb.name
+        )
         gated = evaluate_gates(
             candidates,
             customers,
             playbook=pb,
             now=now,
-            consent=store.consents_frame(),
+            consent=consents,
             history=history,
             suppressions=store.suppressions(),
             content_check=self._content_check,
@@ -725,9 +726,7 @@ class ProactiveService:
         last = now - horizon
         points = [last - timedelta(days=step_days * i) for i in range(cutoffs)]
         since = min(points) - timedelta(days=self._window_days(pb))
-        store = self._node.store.proactive
-        events = store.events_frame(since, now)
-        customers = store.customers_frame(_ATTRIBUTES)
+        events, customers = self._node.store.proactive.run_frames(since, now, _ATTRIBUTES)
         frame = training_frame(events, customers, pb, points, data_end=now)
         table = frame.reset_index(drop=True)
         trained = train(
@@ -788,8 +787,40 @@ class ProactiveService:
         )
         return version, receipt.seq
 
-    def lift(self, playbook: str | None = None) -> list[dict[str, Any]]:
-        frame = self._node.store.proactive.outcomes_frame()
-        if playbook is not None:
-            frame = frame[frame["playbook"] == playbook]
-        return [row.as_dict() for row in lift_report(frame)]
+    def lift(
+        self, playbook: str | None = None, *, basis: str = "events", now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Treated vs holdout per playbook; ``basis`` events (the playbook's target, seen for both
+        groups alike) or outcomes (what ops reported). A playbook without a target (or no longer
+        loaded) is reported on outcomes, with a note saying so."""
+        if basis not in ("events", "outcomes"):
+            raise PredictorError(f"lift basis {basis!r} is unknown; use events or outcomes")
+        store = self._node.store.proactive
+        frame = store.outcomes_frame(playbook)
+        now = now or datetime.now(UTC)
+        goals = {n: p.target.goal for n, p in self.playbooks.items() if p.target is not None}
+        rows: list[dict[str, Any]] = []
+        for name, part in frame.groupby("playbook", sort=True):
+            pb = self.playbooks.get(str(name))
+            if basis == "outcomes" or pb is None or pb.target is None:
+                note = None
+                if basis == "events":
+                    note = (
+                        f"playbook {name} has no target (or is no longer loaded): measured on ops' outcomes"
+                    )
+                for row in lift_report(part, goals=goals):
+                    out = row.as_dict()
+                    if note:
+                        out["note"] = f"{note}; {out['note']}" if out["note"] else note
+                    rows.append(out)
+                continue
+            target = pb.target
+            events = store.target_events(
+                part["customer_id"].to_numpy(),
+                target.events,
+                channel=target.channel,
+                since=part["created"].min().to_pydatetime(),
+            )
+            part = part.assign(converted=event_conversions(part, events, target.horizon_days, now))
+            rows.extend(r.as_dict() for r in lift_report(part, basis="events", goals=goals))
+        return rows

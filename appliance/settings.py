@@ -108,6 +108,7 @@ class ProactiveSettings(_Section):
     delivery_batch: int = Field(1000, ge=1, le=100_000)
     misfire_grace_seconds: int = Field(300, ge=1, le=86_400, description="a run late by more is skipped")
     timezone: str = Field("UTC", description="time zone of the playbooks' cron schedules")
+    job_history: int = Field(1000, ge=10, le=1_000_000, description="runs kept per job in the history")
 
 
 class Settings(BaseSettings):

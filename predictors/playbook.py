@@ -226,6 +226,8 @@ class Target:
     horizon_days: int
     channel: str | None = None
     eligible: Eligibility = field(default_factory=Eligibility)
+    #: Which way the lift report counts as success: more target events (uptake) or fewer (churn).
+    goal: str = "increase"
 
 
 @dataclass(frozen=True)
@@ -512,6 +514,7 @@ class _Target(_Model):
     horizon_days: Window
     channel: Name | None = None
     eligible: _Eligible = _Eligible()
+    goal: Literal["increase", "decrease"] = "increase"
 
 
 class _Selection(_Model):
@@ -840,6 +843,7 @@ def _build(
                 MappingProxyType({k: tuple(v) for k, v in t.eligible.attributes.items()}),
                 t.eligible.min_tenure_days,
             ),
+            t.goal,
         )
     elif model is not None:
         raise _fail(

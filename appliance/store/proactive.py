@@ -9,21 +9,28 @@ store: a trigger and its outbox row are written together or not at all.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from appliance.store import tables as t
+from appliance.store._arrow_read import convert
 from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
 from appliance.store.store import _chunks, _db
 
@@ -118,6 +125,35 @@ def _trigger(r: Any) -> TriggerRow:
     )
 
 
+@dataclass(frozen=True)
+class _Query:
+    """One bulk SELECT and the conversions the reader applies to its columns (see ``_arrow_read``)."""
+
+    sql: str
+    convert: Mapping[str, str]
+
+
+#: Event tables smaller than this are read in one piece; bigger ones in row ranges, side by side.
+_SPLIT_ROWS = 200_000
+_MAX_PARTS = 4
+
+
+def _times(column: pa.ChunkedArray) -> pd.Series:
+    """timestamp[us, UTC] (as the reader converts times) to a datetime64[ns, UTC] Series."""
+    return (
+        pd.Series(column.to_pandas(), dtype="datetime64[ns, UTC]")
+        if len(column)
+        else pd.Series([], dtype="datetime64[ns, UTC]")
+    )
+
+
+def _category(column: pa.ChunkedArray) -> pd.Series:
+    """A dictionary column to a pandas categorical (nulls: missing)."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    return pd.Series(column.to_pandas(), dtype="category") if len(column) else pd.Series([], dtype="category")
+
+
 def _sqlite_time(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text for an aware time: comparable as a string."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -131,24 +167,41 @@ class ProactiveStore:
         self._sqlite = engine.dialect.name == "sqlite"
 
     # -- bulk reads (Arrow) ----------------------------------------------------------------------------
-    def _arrow(self, sql: str) -> pa.Table:
-        """Run one SELECT through ADBC; ``sql`` is built here from constants and formatted times only.
+    def _arrow_groups(self, groups: Sequence[Sequence[_Query]]) -> list[list[pa.Table]]:
+        """Run groups of SELECTs through ADBC; the groups run at once, each group's queries in turn.
 
-        SQLite is read in a child process (see :mod:`appliance.store._arrow_read` for why);
-        PostgreSQL through the ADBC driver in this process (binary COPY over the network).
+        ``sql`` is built here from constants, validated names, integers and formatted times only.
+        SQLite is read in one child process per group (see :mod:`appliance.store._arrow_read` for why),
+        so a table split into row ranges is read on several cores; PostgreSQL through the ADBC driver
+        in this process (binary COPY over the network), the groups in turn.
         """
-        url = self._engine.url
         if self._sqlite:
-            proc = subprocess.run(
-                [sys.executable, "-m", "appliance.store._arrow_read", str(url.database)],
-                input=sql.encode(),
-                capture_output=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
-                raise StoreError(f"a bulk read of the store failed: {lines[-1]}")
-            return pa.ipc.open_stream(proc.stdout).read_all()
+            database = str(self._engine.url.database)
+            with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+                return list(pool.map(lambda g: self._sqlite_child(database, g), groups))
+        return [[self._pg_read(q) for q in group] for group in groups]
+
+    def _sqlite_child(self, database: str, queries: Sequence[_Query]) -> list[pa.Table]:
+        request = {"database": database, "queries": [{"sql": q.sql, "convert": q.convert} for q in queries]}
+        proc = subprocess.run(
+            [sys.executable, "-m", "appliance.store._arrow_read"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+            raise StoreError(f"a bulk read of the store failed: {lines[-1]}")
+        out, pos, tables = memoryview(proc.stdout), 0, []
+        for _ in queries:
+            (size,) = struct.unpack_from("<Q", out, pos)
+            pos += 8
+            tables.append(pa.ipc.open_stream(pa.py_buffer(out[pos : pos + size])).read_all())
+            pos += size
+        return tables
+
+    def _pg_read(self, query: _Query) -> pa.Table:
+        url = self._engine.url
         try:
             import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -159,14 +212,18 @@ class ProactiveStore:
         try:
             cur = conn.cursor()
             try:
-                cur.execute(sql)
-                return cur.fetch_arrow_table()
+                cur.execute(query.sql)
+                table = cur.fetch_arrow_table()
             finally:
                 cur.close()
         except Exception as exc:
             raise StoreError(f"a bulk read of the store failed: {str(exc).splitlines()[0]}") from exc
         finally:
             conn.close()
+        return convert(table, query.convert)
+
+    def _arrow(self, sql: str, **conversions: str) -> pa.Table:
+        return self._arrow_groups([[_Query(sql, conversions)]])[0][0]
 
     def _time_literal(self, value: datetime) -> str:
         if value.tzinfo is None:
@@ -175,123 +232,249 @@ class ProactiveStore:
             return f"'{_sqlite_time(value)}'"
         return f"'{value.astimezone(UTC).isoformat()}'::timestamptz"
 
-    def _times(self, column: pa.ChunkedArray) -> pd.Series:
-        if len(column) == 0 or pa.types.is_null(column.type):
-            return pd.Series(pd.to_datetime([], utc=True), dtype="datetime64[ns, UTC]")
-        if pa.types.is_timestamp(column.type):
-            arr = column if column.type.tz else pc.assume_timezone(column, "UTC")
-        else:  # SQLite: text; all-NULL columns come back as int64 or null
-            if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-                column = pc.cast(column, pa.string())
-            arr = pc.assume_timezone(pc.cast(column, pa.timestamp("us")), "UTC")
-        return arr.to_pandas().astype("datetime64[ns, UTC]")
-
-    def events_frame(self, since: datetime, until: datetime | None = None) -> pd.DataFrame:
-        """Events with ``since <= ts < until``: customer_id, ts (UTC), kind, channel, amount, text."""
+    # events
+    def _events_queries(self, since: datetime, until: datetime | None) -> list[_Query]:
+        """The window's events as one query per row range: 2+ ranges when the table is big enough."""
         where = f"ts >= {self._time_literal(since)}"
         if until is not None:
             where += f" AND ts < {self._time_literal(until)}"
         # COALESCE gives every column one type even when a whole Arrow batch is NULL (SQLite's ADBC
-        # driver infers types per batch); the sentinels are turned back into missing values below.
-        table = self._arrow(
-            "SELECT customer_id, ts, kind, COALESCE(channel, '') AS channel, "
-            "COALESCE(amount, 'NaN') AS amount, COALESCE(text, '') AS text "
-            f"FROM events WHERE {where}"
-            if not self._sqlite
-            else "SELECT customer_id, ts, kind, COALESCE(channel, '') AS channel, "
-            "COALESCE(amount, 9e999) AS amount, COALESCE(text, '') AS text "
-            f"FROM events WHERE {where}"
+        # driver infers types per batch); the child turns the sentinels back into nulls.
+        amount = "COALESCE(amount, 9e999)" if self._sqlite else "COALESCE(amount, 'NaN')"
+        columns = (
+            f"customer_id, ts, kind, COALESCE(channel, '') AS channel, {amount} AS amount, "
+            "COALESCE(text, '') AS text"
         )
+        convert = {"ts": "time", "kind": "category", "channel": "category", "text": "category"}
+        with _db(self._engine), self._engine.connect() as conn:
+            # Two statements: SQLite answers a lone min() or max() of the rowid from the b-tree's ends,
+            # but both in one SELECT by scanning the table.
+            lo = conn.execute(select(func.min(t.events.c.id))).scalar_one()
+            hi = conn.execute(select(func.max(t.events.c.id))).scalar_one()
+            in_window = 0
+            if self._sqlite and lo is not None:
+                in_window = conn.execute(
+                    select(func.count()).select_from(t.events).where(text(where))
+                ).scalar_one()
+        if lo is None:
+            return [_Query(f"SELECT {columns} FROM events WHERE {where}", convert)]
+        span = hi - lo + 1
+        if not self._sqlite or span < _SPLIT_ROWS:
+            return [_Query(f"SELECT {columns} FROM events WHERE {where}", convert)]
+        # A window holding a good share of the table is read faster by scanning row ranges in order
+        # than by following the ts index to rows scattered over the file.
+        source = "events NOT INDEXED" if in_window * 5 >= span else "events"
+        parts = max(1, min(os.cpu_count() or 1, _MAX_PARTS))
+        edges = np.linspace(lo, hi + 1, parts + 1).astype(np.int64)
+        return [
+            _Query(
+                f"SELECT {columns} FROM {source} WHERE id >= {a} AND id < {b} AND {where}",
+                convert,
+            )
+            for a, b in itertools.pairwise(edges.tolist())
+        ]
+
+    @staticmethod
+    def _events_from(tables: Sequence[pa.Table]) -> pd.DataFrame:
+        table = pa.concat_tables(tables).unify_dictionaries() if len(tables) > 1 else tables[0]
         amount = pc.cast(table["amount"], pa.float64())
         amount = pc.if_else(pc.is_inf(amount), pa.scalar(math.nan), amount)
-        frame = pd.DataFrame(
-            {
-                "customer_id": pc.cast(table["customer_id"], pa.int64()).to_numpy(),
-                "ts": self._times(table["ts"]).to_numpy(),
-                "kind": pd.Categorical(table["kind"].to_pandas()),
-                "channel": table["channel"].to_pandas().replace("", None),
-                "amount": amount.to_numpy(zero_copy_only=False),
-                "text": table["text"].to_pandas().replace("", None),
-            }
-        )
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        return frame
-
-    def customers_frame(self, fields: Sequence[str]) -> pd.DataFrame:
-        """Every customer with region, created and the named PLAIN fields (never sealed ones)."""
-        base = self._arrow("SELECT id, region, created FROM customers")
-        frame = pd.DataFrame(
-            {"region": base["region"].to_pandas(), "created": self._times(base["created"]).to_numpy()},
-            index=pd.Index(pc.cast(base["id"], pa.int64()).to_numpy(), name="customer_id"),
-        )
-        frame["created"] = pd.to_datetime(frame["created"], utc=True)
-        for name in fields:
-            if not name.replace("_", "").isalnum():
-                raise StoreError(f"{name!r} is not a field name")
-        wanted = ", ".join(f"'{name}'" for name in fields)
-        values = (
-            self._arrow(
-                "SELECT customer_id, field, value FROM customer_fields "
-                f"WHERE field IN ({wanted}) AND value IS NOT NULL"
-            )
-            if fields
-            else None
-        )
-        if values is not None and values.num_rows:
-            long = pd.DataFrame(
-                {
-                    "customer_id": pc.cast(values["customer_id"], pa.int64()).to_numpy(),
-                    "field": values["field"].to_pandas(),
-                    "value": values["value"].to_pandas(),
-                }
-            )
-            wide = long.pivot(index="customer_id", columns="field", values="value")
-        else:
-            wide = pd.DataFrame()
-        for name in fields:
-            column = wide[name] if name in wide.columns else pd.Series(dtype=object)
-            frame[name] = column.reindex(frame.index).astype(object)
-        return frame.sort_index()
-
-    def consents_frame(self) -> pd.DataFrame:
-        """The whole consent history: customer_id, channel, status, ts (the gates take the latest)."""
-        table = self._arrow("SELECT customer_id, channel, status, ts FROM consents")
         return pd.DataFrame(
             {
                 "customer_id": pc.cast(table["customer_id"], pa.int64()).to_numpy(),
-                "channel": table["channel"].to_pandas(),
-                "status": table["status"].to_pandas(),
-                "ts": self._times(table["ts"])
-                if table.num_rows
-                else pd.Series([], dtype="datetime64[ns, UTC]"),
+                "ts": _times(table["ts"]),
+                "kind": _category(table["kind"]),
+                "channel": _category(table["channel"]),
+                "amount": amount.to_numpy(zero_copy_only=False),
+                "text": _category(table["text"]),
             }
         )
 
-    def contact_history_frame(self, since: datetime, *, holdout_of: str | None = None) -> pd.DataFrame:
-        """Triggers that contacted (or will contact) a customer: customer_id, playbook, ts.
+    def events_frame(self, since: datetime, until: datetime | None = None) -> pd.DataFrame:
+        """Events with ``since <= ts < until``: customer_id, ts (UTC), kind, channel, amount, text.
 
-        ``holdout_of``: also count that playbook's holdout triggers, as the contacts they stand in for,
-        so the control group is capped exactly like the treated group and stays comparable.
+        kind, channel and text are categoricals (missing: NaN), ts is datetime64[ns, UTC].
         """
+        return self._events_from(self._arrow_groups([[q] for q in self._events_queries(since, until)])[0])
+
+    # customers
+    def _customer_queries(self, fields: Sequence[str]) -> list[_Query]:
+        for name in fields:
+            if not name.replace("_", "").isalnum():
+                raise StoreError(f"{name!r} is not a field name")
+        queries = [
+            _Query(
+                "SELECT id, region, created FROM customers ORDER BY id",
+                {"created": "time", "region": "category"},
+            )
+        ]
+        if fields:
+            wanted = ", ".join(f"'{name}'" for name in fields)
+            queries.append(
+                _Query(
+                    "SELECT customer_id, field, value FROM customer_fields "
+                    f"WHERE field IN ({wanted}) AND value IS NOT NULL",
+                    {"field": "category", "value": "category"},
+                )
+            )
+        return queries
+
+    @staticmethod
+    def _customers_from(tables: Sequence[pa.Table], fields: Sequence[str]) -> pd.DataFrame:
+        base = tables[0]
+        ids = pc.cast(base["id"], pa.int64()).to_numpy()
+        frame = pd.DataFrame(
+            {"region": _category(base["region"]).astype(object), "created": _times(base["created"])},
+            index=pd.Index(ids, name="customer_id"),
+        )
+        values = tables[1] if len(tables) > 1 else None
+        if values is not None and values.num_rows:
+            # The long (customer, field, value) rows, pivoted with numpy: one position per customer.
+            cid = pc.cast(values["customer_id"], pa.int64()).to_numpy()
+            field = values["field"].combine_chunks()
+            value = values["value"].combine_chunks()
+            field_codes = field.indices.to_numpy(zero_copy_only=False)
+            value_codes = value.indices.to_numpy(zero_copy_only=False)
+            field_names = field.dictionary.to_pylist()
+            lookup = np.asarray([*value.dictionary.to_pylist(), None], dtype=object)
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            slot = np.searchsorted(sorted_ids, cid)
+            slot = np.minimum(slot, len(ids) - 1) if len(ids) else slot
+            known = (sorted_ids[slot] == cid) if len(ids) else np.zeros(len(cid), dtype=bool)
+            for name in fields:
+                codes = np.full(len(ids), len(lookup) - 1, dtype=np.int64)
+                if name in field_names:
+                    take = known & (field_codes == field_names.index(name))
+                    codes[order[slot[take]]] = value_codes[take]
+                frame[name] = lookup[codes]
+        else:
+            for name in fields:
+                frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+        return frame.sort_index()
+
+    def customers_frame(self, fields: Sequence[str]) -> pd.DataFrame:
+        """Every customer with region, created and the named PLAIN fields (never sealed ones)."""
+        return self._customers_from(self._arrow_groups([self._customer_queries(fields)])[0], fields)
+
+    def run_frames(
+        self, since: datetime, until: datetime, fields: Sequence[str]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """A playbook run's events and customers in one go: the reads run side by side."""
+        events = self._events_queries(since, until)
+        groups = [[q] for q in events] + [self._customer_queries(fields)]
+        results = self._arrow_groups(groups)
+        return (
+            self._events_from([r[0] for r in results[: len(events)]]),
+            self._customers_from(results[-1], fields),
+        )
+
+    # consents and contact history
+    def _consents_query(self) -> _Query:
+        return _Query(
+            "SELECT customer_id, channel, status, ts FROM consents",
+            {"ts": "time", "channel": "category", "status": "category"},
+        )
+
+    @staticmethod
+    def _consents_from(table: pa.Table) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": pc.cast(table["customer_id"], pa.int64()).to_numpy(),
+                "channel": _category(table["channel"]).astype(object),
+                "status": _category(table["status"]).astype(object),
+                "ts": _times(table["ts"]),
+            }
+        )
+
+    def consents_frame(self) -> pd.DataFrame:
+        """The whole consent history: customer_id, channel, status, ts (the gates take the latest)."""
+        return self._consents_from(self._arrow_groups([[self._consents_query()]])[0][0])
+
+    def _history_query(self, since: datetime, holdout_of: str | None) -> _Query:
         statuses = ", ".join(f"'{s}'" for s in CONTACT_STATUSES)
         holdout = ""
         if holdout_of is not None:
             if not holdout_of.replace("_", "").isalnum():
                 raise StoreError(f"{holdout_of!r} is not a playbook name")
             holdout = f" OR (treated = 0 AND status = 'holdout' AND playbook = '{holdout_of}')"
-        table = self._arrow(
+        return _Query(
             f"SELECT customer_id, playbook, created, treated FROM triggers WHERE ((treated = 1 AND status IN "
-            f"({statuses})){holdout}) AND created >= {self._time_literal(since)}"
+            f"({statuses})){holdout}) AND created >= {self._time_literal(since)}",
+            {"created": "time", "playbook": "category"},
         )
+
+    @staticmethod
+    def _history_from(table: pa.Table) -> pd.DataFrame:
         return pd.DataFrame(
             {
                 "customer_id": pc.cast(table["customer_id"], pa.int64()).to_numpy(),
-                "playbook": table["playbook"].to_pandas(),
-                "ts": self._times(table["created"])
-                if table.num_rows
-                else pd.Series([], dtype="datetime64[ns, UTC]"),
+                "playbook": _category(table["playbook"]).astype(object),
+                "ts": _times(table["created"]),
                 "treated": pc.cast(table["treated"], pa.int64()).to_numpy() == 1,
             }
+        )
+
+    def contact_history_frame(
+        self,
+        since: datetime,
+        *,
+        holdout_of: str | None = None,
+    ) -> pd.DataFrame:
+        """Triggers that contacted (or will contact) a customer: customer_id, playbook, ts, treated.
+
+        ``holdout_of``: also count that playbook's holdout triggers, as the contacts they stand in for,
+        so the control group is capped exactly like the treated group and stays comparable.
+        """
+        return self._history_from(self._arrow_groups([[self._history_query(since, holdout_of)]])[0][0])
+
+    def gate_frames(
+        self, customer_ids: Sequence[int] | np.ndarray, *, history_since: datetime, holdout_of: str
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The candidates' consent history and contact history, for the gates of one run.
+
+        A run selects a few percent of the customers, so this is a keyed read of thousands of rows,
+        done in this process (a bulk reader's start-up would cost more than the read).
+        """
+        ids = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
+        c, g = t.consents.c, t.triggers.c
+        contact = and_(g.treated == 1, g.status.in_(CONTACT_STATUSES))
+        if not holdout_of.replace("_", "").isalnum():
+            raise StoreError(f"{holdout_of!r} is not a playbook name")
+        counted = contact | and_(g.treated == 0, g.status == "holdout", g.playbook == holdout_of)
+        consents: list[Any] = []
+        history: list[Any] = []
+        with _db(self._engine), self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                consents += conn.execute(
+                    select(c.customer_id, c.channel, c.status, c.ts).where(c.customer_id.in_(chunk))
+                ).all()
+                history += conn.execute(
+                    select(g.customer_id, g.playbook, g.created, g.treated).where(
+                        counted, g.created >= history_since, g.customer_id.in_(chunk)
+                    )
+                ).all()
+        return (
+            pd.DataFrame(
+                {
+                    "customer_id": np.asarray([r[0] for r in consents], dtype=np.int64),
+                    "channel": pd.Series([r[1] for r in consents], dtype=object),
+                    "status": pd.Series([r[2] for r in consents], dtype=object),
+                    "ts": pd.Series(
+                        pd.to_datetime([r[3] for r in consents], utc=True), dtype="datetime64[ns, UTC]"
+                    ),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "customer_id": np.asarray([r[0] for r in history], dtype=np.int64),
+                    "playbook": pd.Series([r[1] for r in history], dtype=object),
+                    "ts": pd.Series(
+                        pd.to_datetime([r[2] for r in history], utc=True), dtype="datetime64[ns, UTC]"
+                    ),
+                    "treated": np.asarray([bool(r[3]) for r in history], dtype=bool),
+                }
+            ),
         )
 
     # -- consents ------------------------------------------------------------------------------------
@@ -523,19 +706,53 @@ class ProactiveStore:
             row = conn.execute(select(t.triggers).where(t.triggers.c.id == trigger_id)).one()
         return _trigger(row)
 
-    def outcomes_frame(self) -> pd.DataFrame:
-        """playbook, group, status, outcome of every raised or held-out trigger (for the lift report)."""
+    def outcomes_frame(self, playbook: str | None = None) -> pd.DataFrame:
+        """Every raised or held-out trigger (for the lift report): playbook, status (raised/holdout),
+        outcome, customer_id, created."""
+        g = t.triggers.c
+        q = select(g.playbook, g.treated, g.status, g.outcome, g.customer_id, g.created).where(
+            g.status.in_(("pending", "delivered", "failed", "holdout", "closed"))
+        )
+        if playbook is not None:
+            q = q.where(g.playbook == playbook)
         with _db(self._engine), self._engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    t.triggers.c.playbook, t.triggers.c.treated, t.triggers.c.status, t.triggers.c.outcome
-                ).where(t.triggers.c.status.in_(("pending", "delivered", "failed", "holdout", "closed")))
-            ).all()
+            rows = conn.execute(q).all()
         return pd.DataFrame(
             {
-                "playbook": [r.playbook for r in rows],
-                "status": ["raised" if r.treated else "holdout" for r in rows],
-                "outcome": [r.outcome for r in rows],
+                "playbook": pd.Series([r.playbook for r in rows], dtype=object),
+                "status": pd.Series(["raised" if r.treated else "holdout" for r in rows], dtype=object),
+                "outcome": pd.Series([r.outcome for r in rows], dtype=object),
+                "customer_id": np.asarray([r.customer_id for r in rows], dtype=np.int64),
+                "created": pd.Series(
+                    pd.to_datetime([r.created for r in rows], utc=True), dtype="datetime64[ns, UTC]"
+                ),
+            }
+        )
+
+    def target_events(
+        self,
+        customer_ids: Sequence[int] | np.ndarray,
+        kinds: Sequence[str],
+        *,
+        channel: str | None = None,
+        since: datetime,
+    ) -> pd.DataFrame:
+        """customer_id, ts of these customers' events of ``kinds`` (on ``channel``) since ``since``."""
+        e = t.events.c
+        ids = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
+        found: list[Any] = []
+        with _db(self._engine), self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                q = select(e.customer_id, e.ts).where(
+                    e.customer_id.in_(chunk), e.kind.in_(list(kinds)), e.ts >= since
+                )
+                if channel is not None:
+                    q = q.where(e.channel == channel)
+                found += conn.execute(q).all()
+        return pd.DataFrame(
+            {
+                "customer_id": np.asarray([r[0] for r in found], dtype=np.int64),
+                "ts": pd.Series(pd.to_datetime([r[1] for r in found], utc=True), dtype="datetime64[ns, UTC]"),
             }
         )
 
@@ -650,6 +867,21 @@ class ProactiveStore:
                     detail=dict(detail) if detail is not None else None,
                     error=error,
                 )
+            )
+
+    def prune_runs(self, job_id: str, keep: int) -> int:
+        """Forget all but the newest ``keep`` finished runs of a job (a job every 10 s adds 8,640 a day)."""
+        r = t.job_runs.c
+        with _db(self._engine, "job_runs"), self._engine.begin() as conn:
+            cutoff = conn.execute(
+                select(r.id).where(r.job_id == job_id).order_by(r.id.desc()).offset(keep).limit(1)
+            ).scalar()
+            if cutoff is None:
+                return 0
+            return int(
+                conn.execute(
+                    delete(t.job_runs).where(r.job_id == job_id, r.id <= cutoff, r.status != "running")
+                ).rowcount
             )
 
     def job_runs(self, job_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

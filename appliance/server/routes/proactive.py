@@ -94,12 +94,35 @@ class OutcomeOut(BaseModel):
     ledger_seq: int
 
 
+class LiftRowOut(BaseModel):
+    playbook: str
+    basis: Literal["events", "outcomes"] = Field(
+        description="events: the playbook's target event within its horizon (both groups alike); "
+        "outcomes: what ops reported"
+    )
+    goal: Literal["increase", "decrease"] = Field(description="which way the target should move")
+    treated_n: int
+    treated_conversions: int
+    treated_rate: float | None
+    holdout_n: int
+    holdout_conversions: int
+    holdout_rate: float | None
+    lift: float | None = Field(description="treated rate - holdout rate")
+    ci_low: float | None = Field(description="95% interval of the lift (Newcombe hybrid score)")
+    ci_high: float | None
+    relative_lift: float | None
+    p_value: float | None
+    open: int = Field(description="triggers still inside the target's horizon, not counted yet")
+    note: str | None
+
+
 class LiftOut(BaseModel):
-    playbooks: list[dict[str, Any]]
+    playbooks: list[LiftRowOut]
 
 
 class ReportQuery(_Params):
     playbook: Name | None = None
+    basis: Literal["events", "outcomes"] = "events"
 
 
 class PlaybookPath(_Params):
@@ -245,7 +268,8 @@ def list_triggers(query: TriggersQuery) -> TriggersOut:
     response=LiftOut,
 )
 def lift_report(query: ReportQuery) -> LiftOut:
-    return LiftOut(playbooks=current_node().proactive.lift(query.playbook))
+    rows = current_node().proactive.lift(query.playbook, basis=query.basis)
+    return LiftOut(playbooks=[LiftRowOut(**r) for r in rows])
 
 
 @bp.get("/triggers/<trigger_id>")

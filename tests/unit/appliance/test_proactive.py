@@ -209,13 +209,48 @@ def test_holdout_customers_cannot_be_contacted_but_count_in_the_lift(node: Node)
     with pytest.raises(OutcomeConflict, match="holdout"):
         node.proactive.record_outcome(holdout[0].id, "contacted", actor="ops:test")
     node.proactive.record_outcome(holdout[0].id, "converted", actor="ops:test")
-    report = {r["playbook"]: r for r in node.proactive.lift()}
+    report = {r["playbook"]: r for r in node.proactive.lift(basis="outcomes")}
     row = report["tire_pressure_service"]
     assert row["treated_n"] > 0 and row["holdout_n"] > 0
     assert row["treated_conversions"] >= 1 and row["holdout_conversions"] >= 1
+    assert row["basis"] == "outcomes"
+
+
+def test_lift_on_events_sees_the_control_group_through_the_target(node: Node) -> None:
+    """Ops never hear of held-out customers; their store purchases still show whether the offer worked."""
+    triggers = node.store.proactive.list_triggers(playbook="tire_pressure_service", limit=1000)
+    first = min(t.created for t in triggers if t.status in ("holdout", "pending", "delivered", "closed"))
+    held = [t for t in triggers if t.status == "holdout" and t.created == first]
+    raised = ("pending", "delivered", "failed", "closed")
+    treated = [t for t in triggers if t.treated and t.status in raised and t.created == first]
+    assert held and treated
+    bought = first + timedelta(days=3)
+    node.store.add_events(
+        [
+            {
+                "customer_id": t.customer_id,
+                "ts": bought,
+                "kind": "purchase",
+                "channel": "store",
+                "amount": 30.0,
+            }
+            for t in (held[0], treated[0])
+        ]
+    )
+    # Still inside the 14-day horizon: nothing is counted yet, the triggers are open.
+    early = {r["playbook"]: r for r in node.proactive.lift(basis="events", now=first + timedelta(days=5))}
+    assert early["tire_pressure_service"]["open"] > 0
+    assert early["tire_pressure_service"]["treated_n"] == 0
+    late = {r["playbook"]: r for r in node.proactive.lift(basis="events", now=first + timedelta(days=15))}
+    row = late["tire_pressure_service"]
+    assert row["basis"] == "events" and row["goal"] == "increase"
+    assert row["holdout_conversions"] >= 1 and row["treated_conversions"] >= 1
     client = create_app(node=node).test_client()
     auditor = {"Authorization": f"Bearer {node.tokens['auditor']}"}  # type: ignore[attr-defined]
-    assert client.get("/v1/triggers/report", headers=auditor).get_json()["playbooks"]
+    body = client.get("/v1/triggers/report?basis=outcomes", headers=auditor).get_json()
+    assert {r["basis"] for r in body["playbooks"]} == {"outcomes"}
+    bad = client.get("/v1/triggers/report?basis=vibes", headers=auditor)
+    assert bad.status_code in (400, 422) and bad.content_type.startswith("application/problem+json")
 
 
 def test_model_playbook_trains_publishes_and_scores_with_reasons(node: Node) -> None:

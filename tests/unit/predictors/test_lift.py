@@ -8,7 +8,13 @@ import pytest
 from scipy.stats import chi2_contingency
 
 from predictors.errors import DataError
-from predictors.lift import lift_report, newcombe_interval, two_proportion_p, wilson_interval
+from predictors.lift import (
+    event_conversions,
+    lift_report,
+    newcombe_interval,
+    two_proportion_p,
+    wilson_interval,
+)
 
 # Newcombe (1998), Statistics in Medicine 17:857-872, Table I, method 3 (Wilson score, no correction).
 WILSON = [
@@ -106,3 +112,45 @@ def test_lift_report_edge_inputs() -> None:
         lift_report(pd.DataFrame({"playbook": ["p"], "status": ["raised"]}))
     with pytest.raises(DataError, match="at least one trial"):
         wilson_interval(0, 0)
+
+
+def test_event_conversions_count_the_target_inside_the_horizon_only() -> None:
+    t0 = pd.Timestamp("2026-10-01T12:00:00Z")
+    trig = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "created": [t0, t0, t0, t0, t0 + pd.Timedelta(days=20)],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 3, 5],
+            "ts": [
+                t0 + pd.Timedelta(days=13, hours=23),  # inside (created, created + 14 d]
+                t0 - pd.Timedelta(seconds=1),  # before the trigger: not caused by it
+                t0 + pd.Timedelta(days=14, seconds=1),  # after the horizon
+                t0,  # at the very moment of the trigger: not after it
+                t0 + pd.Timedelta(days=21),  # customer 5's window is still open
+            ],
+        }
+    )
+    now = (t0 + pd.Timedelta(days=30)).to_pydatetime()
+    got = event_conversions(trig, events, 14, now)
+    assert got.tolist() == [True, False, False, False, None]
+
+
+def test_lift_on_events_leaves_open_triggers_out_and_names_the_goal() -> None:
+    frame = pd.DataFrame(
+        {
+            "playbook": ["p"] * 6,
+            "status": ["raised", "raised", "raised", "holdout", "holdout", "holdout"],
+            "converted": [True, False, None, True, False, False],
+        }
+    )
+    (row,) = lift_report(frame, basis="events", goals={"p": "decrease"})
+    assert (row.treated_n, row.treated_conversions, row.holdout_n, row.holdout_conversions) == (2, 1, 3, 1)
+    assert (row.basis, row.goal, row.open) == ("events", "decrease", 1)
+    with pytest.raises(DataError, match="missing converted"):
+        lift_report(frame.drop(columns="converted"), basis="events")
+    with pytest.raises(DataError, match="basis"):
+        lift_report(frame, basis="vibes")
