@@ -155,26 +155,23 @@ def _train_playbook(
     from appliance.cli_base import CLI_ACTOR, node_from
 
     with node_from(ctx) as node:
+        out_dir = Path(out) if out is not None else None
+        if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not force:
+            raise CliError(f"{out_dir} is not empty; choose another --out or pass --force")
+        options: dict[str, Any] = {"cutoffs": cutoffs, "seed": seed, "threads": threads}
         try:
-            trained, frame_rows = node.proactive.train_playbook(
-                name, cutoffs=cutoffs, seed=seed, threads=threads
-            )
+            if publish:
+                trained, frame_rows, version, seq = node.proactive.train_and_publish(
+                    name, actor=CLI_ACTOR, out=out_dir, **options
+                )
+            else:
+                trained, frame_rows = node.proactive.train_playbook(name, **options)
+                if out_dir is not None:
+                    trained.save(out_dir)
         except PredictorError as exc:
             raise CliError(str(exc)) from None
-        if out is not None:
-            out_dir = Path(out)
-            if out_dir.exists() and any(out_dir.iterdir()) and not force:
-                raise CliError(f"{out_dir} is not empty; choose another --out or pass --force")
-            trained.save(out_dir)
         _print_metrics(f"playbook {name}: {frame_rows} training rows", trained.metrics)
         if publish:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                artefact = trained.save(Path(tmp) / "model") if out is None else Path(out)
-                version, seq = node.proactive.publish_model(
-                    node.proactive.playbook(name).model or name, Path(artefact), actor=CLI_ACTOR
-                )
             click.echo(f"published {version.name} version {version.version} (ledger entry {seq})")
 
 

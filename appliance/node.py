@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,8 @@ from appliance.settings import Settings
 from appliance.store import Store, StoreError, load_demo
 from ledger import Ledger, Receipt
 from ledger.checkpoint import NoteSigner
+
+log = logging.getLogger("appliance.node")
 
 if TYPE_CHECKING:
     from appliance.proactive import ProactiveService
@@ -175,6 +178,7 @@ class Node:
             if demo:
                 report = load_demo(node.store)
                 node.record("system:init", "store.demo_loaded", details=report.as_dict())
+                node._train_demo_models()
             node.ledger.sign_checkpoint()
         # node.json last: its presence means "initialised completely".
         tmp = p["info"].with_suffix(".tmp")
@@ -373,6 +377,19 @@ class Node:
     ) -> Receipt:
         """Append one entry durably; raises (and the caller's request fails) if it cannot."""
         return self.ledger.append(actor, action, subject, details, request_id)
+
+    def _train_demo_models(self) -> None:
+        """A demo node's model playbooks get a live model trained on the demo history, so their
+        scheduled runs work from the first day (a real node trains once it has history of its own)."""
+        from predictors.errors import PredictorError
+
+        for name, pb in sorted(self.proactive.playbooks.items()):
+            if pb.model is None or not pb.enabled:
+                continue
+            try:
+                self.proactive.train_and_publish(name, actor="system:init", threads=2)
+            except PredictorError as exc:
+                log.warning("demo: playbook %s has no model yet: %s", name, exc)
 
     @staticmethod
     def read_demo_keys(data_dir: Path) -> dict[str, str]:

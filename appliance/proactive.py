@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -744,6 +745,17 @@ class ProactiveService:
             max_rounds=300,
         )
         return trained, len(table)
+
+    def train_and_publish(
+        self, name: str, *, actor: str, out: Path | None = None, **train: Any
+    ) -> tuple[TrainedModel, int, ModelVersion, int]:
+        """Train a playbook's model on the node's history and make it live: (trained, training rows,
+        version, ledger seq). ``out`` keeps a copy of the artefact there as well."""
+        trained, rows = self.train_playbook(name, **train)
+        with tempfile.TemporaryDirectory() as tmp:
+            artefact = trained.save(Path(tmp) / "model") if out is None else trained.save(out)
+            version, seq = self.publish_model(self.playbook(name).model or name, Path(artefact), actor=actor)
+        return trained, rows, version, seq
 
     def model_listing(self) -> list[dict[str, Any]]:
         out = []

@@ -97,10 +97,18 @@ def time_folds(times: np.ndarray, folds: int) -> list[Fold]:
     order = np.argsort(times, kind="stable")
     ordered = times[order]
     n = len(order)
-    cuts = [
-        int(np.searchsorted(ordered, ordered[min(n - 1, round(n * i / (folds + 1)))], side="left"))
-        for i in range(1, folds + 1)
-    ]
+    cuts: list[int] = []
+    for i in range(1, folds + 1):
+        # The ideal cut falls inside a run of equal times; move it to the nearer end of that run (a
+        # run's start alone would, with a few equally sized cutoffs, empty the first slice).
+        ideal = n * i / (folds + 1)
+        value = ordered[min(n - 1, int(ideal))]
+        left = int(np.searchsorted(ordered, value, side="left"))
+        right = int(np.searchsorted(ordered, value, side="right"))
+        cut = left if ideal - left <= right - ideal else right
+        if cuts and cut <= cuts[-1]:
+            cut = right
+        cuts.append(cut)
     bounds = [0, *cuts, n]
     out: list[Fold] = []
     for k in range(folds):

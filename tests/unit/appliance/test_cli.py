@@ -46,6 +46,10 @@ def test_init_creates_private_keys_and_prints_api_keys_once(run, tmp_path):
         assert token not in (data / "keys/api_keys.json").read_text()  # stored hashed only
     assert "already" in run("init", "--if-missing").output
     assert "already holds a node" in run("init", code=2).output
+    # The demo's model playbook has a live model trained on the demo history: its job can run at once.
+    models = {m["name"]: m for m in json.loads(run("model", "list", "--json").output)}
+    churn = models["churn_retention"]
+    assert churn["live"] is not None and churn["versions"][0]["metrics"]["auc"] > 0.6
 
 
 def test_keys_create_list_revoke_are_recorded_in_the_ledger(run):

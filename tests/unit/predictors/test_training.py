@@ -123,6 +123,14 @@ def test_time_folds_are_expanding_windows_that_never_split_a_time():
         time_folds(np.array([1.0, 1.0, 1.0, 2.0]), 3)
 
 
+def test_time_folds_with_one_more_cutoff_than_folds_of_nearly_equal_size():
+    """Regression: weekly cutoffs of 2731, 2723, 2715 and 2725 rows gave an empty first slice."""
+    times = np.repeat([1.0, 2.0, 3.0, 4.0], [2731, 2723, 2715, 2725])
+    folds = time_folds(times, 3)
+    assert [sorted(set(times[v])) for _, v in folds] == [[2.0], [3.0], [4.0]]
+    assert [sorted(set(times[t])) for t, _ in folds] == [[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]]
+
+
 def test_time_validation_trains_on_the_past():
     frame = synthetic(1500)
     frame["day"] = pd.date_range("2026-01-01", periods=1500, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
