@@ -9,7 +9,10 @@ several cores at once.
 The child also does the column conversions (text times to timestamps, strings to dictionaries), in
 Arrow's C++ kernels on its own core, so the parent receives compact, typed columns.
 
-    python -m appliance.store._arrow_read < request.json > results.bin
+    python appliance/store/_arrow_read.py < request.json > results.bin
+
+It imports nothing of the project (only the standard library, pyarrow and the ADBC driver), so the
+parent runs the file directly and the child starts in about 0.4 s.
 
 The request: ``{"database": PATH, "queries": [{"sql": ..., "convert": {"column": "time"|"category"}}]}``.
 The answer: per query, an 8-byte little-endian length and then that many bytes of an IPC stream.

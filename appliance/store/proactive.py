@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,10 @@ class _Query:
 #: Event tables smaller than this are read in one piece; bigger ones in row ranges, side by side.
 _SPLIT_ROWS = 200_000
 _MAX_PARTS = 4
+#: The bulk reader, run as a script in child processes (see ``_arrow_read``).
+_READER = str(Path(__file__).with_name("_arrow_read.py"))
+#: Rows whose times estimate how much of the events table a window holds.
+_PROBES = 128
 
 
 def _times(column: pa.ChunkedArray) -> pd.Series:
@@ -184,7 +189,9 @@ class ProactiveStore:
     def _sqlite_child(self, database: str, queries: Sequence[_Query]) -> list[pa.Table]:
         request = {"database": database, "queries": [{"sql": q.sql, "convert": q.convert} for q in queries]}
         proc = subprocess.run(
-            [sys.executable, "-m", "appliance.store._arrow_read"],
+            # The file itself, not ``-m appliance.store._arrow_read``: importing the package (SQLAlchemy,
+            # pydantic, the masking engine) would double the child's start-up.
+            [sys.executable, _READER],
             input=json.dumps(request).encode(),
             capture_output=True,
             check=False,
@@ -251,11 +258,15 @@ class ProactiveStore:
             # but both in one SELECT by scanning the table.
             lo = conn.execute(select(func.min(t.events.c.id))).scalar_one()
             hi = conn.execute(select(func.max(t.events.c.id))).scalar_one()
-            in_window = 0
-            if self._sqlite and lo is not None:
-                in_window = conn.execute(
-                    select(func.count()).select_from(t.events).where(text(where))
-                ).scalar_one()
+            share = 0.0
+            if self._sqlite and lo is not None and hi - lo + 1 >= _SPLIT_ROWS:
+                # The window's share of the table, from the times of evenly spaced rows: a few dozen
+                # keyed reads instead of counting millions of index entries.
+                probes = np.unique(np.linspace(lo, hi, _PROBES).astype(np.int64)).tolist()
+                stamps = conn.execute(
+                    select(t.events.c.id).where(t.events.c.id.in_(probes), text(where))
+                ).all()
+                share = len(stamps) / len(probes)
         if lo is None:
             return [_Query(f"SELECT {columns} FROM events WHERE {where}", convert)]
         span = hi - lo + 1
@@ -263,7 +274,7 @@ class ProactiveStore:
             return [_Query(f"SELECT {columns} FROM events WHERE {where}", convert)]
         # A window holding a good share of the table is read faster by scanning row ranges in order
         # than by following the ts index to rows scattered over the file.
-        source = "events NOT INDEXED" if in_window * 5 >= span else "events"
+        source = "events NOT INDEXED" if share >= 0.2 else "events"
         parts = max(1, min(os.cpu_count() or 1, _MAX_PARTS))
         edges = np.linspace(lo, hi + 1, parts + 1).astype(np.int64)
         return [
@@ -276,7 +287,13 @@ class ProactiveStore:
 
     @staticmethod
     def _events_from(tables: Sequence[pa.Table]) -> pd.DataFrame:
-        table = pa.concat_tables(tables).unify_dictionaries() if len(tables) > 1 else tables[0]
+        # A row range with no rows in the window comes back with guessed types (amount as int64):
+        # leave such ranges out unless all are empty.
+        tables = [tb for tb in tables if tb.num_rows] or list(tables[:1])
+        try:
+            table = pa.concat_tables(tables).unify_dictionaries() if len(tables) > 1 else tables[0]
+        except pa.ArrowInvalid as exc:
+            raise StoreError(f"the event reads of one run do not fit together: {exc}") from exc
         amount = pc.cast(table["amount"], pa.float64())
         amount = pc.if_else(pc.is_inf(amount), pa.scalar(math.nan), amount)
         return pd.DataFrame(
@@ -295,7 +312,8 @@ class ProactiveStore:
 
         kind, channel and text are categoricals (missing: NaN), ts is datetime64[ns, UTC].
         """
-        return self._events_from(self._arrow_groups([[q] for q in self._events_queries(since, until)])[0])
+        groups = self._arrow_groups([[q] for q in self._events_queries(since, until)])
+        return self._events_from([g[0] for g in groups])
 
     # customers
     def _customer_queries(self, fields: Sequence[str]) -> list[_Query]:
@@ -324,7 +342,11 @@ class ProactiveStore:
         base = tables[0]
         ids = pc.cast(base["id"], pa.int64()).to_numpy()
         frame = pd.DataFrame(
-            {"region": _category(base["region"]).astype(object), "created": _times(base["created"])},
+            # Plain arrays, not Series: a Series would be aligned on its 0..n-1 index against the ids.
+            {
+                "region": _category(base["region"]).astype(object).to_numpy(),
+                "created": _times(base["created"]).array,
+            },
             index=pd.Index(ids, name="customer_id"),
         )
         values = tables[1] if len(tables) > 1 else None
@@ -347,7 +369,7 @@ class ProactiveStore:
                 if name in field_names:
                     take = known & (field_codes == field_names.index(name))
                     codes[order[slot[take]]] = value_codes[take]
-                frame[name] = lookup[codes]
+                frame[name] = pd.Series(lookup[codes], index=frame.index, dtype=object)
         else:
             for name in fields:
                 frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
@@ -849,7 +871,10 @@ class ProactiveStore:
 
     def _started(self, run: int) -> datetime:
         with _db(self._engine), self._engine.connect() as conn:
-            return conn.execute(select(t.job_runs.c.started).where(t.job_runs.c.id == run)).scalar_one()
+            started = conn.execute(select(t.job_runs.c.started).where(t.job_runs.c.id == run)).scalar()
+        if started is None:
+            raise StoreError(f"no job run {run}; list runs with `appliance jobs history`")
+        return started
 
     def finish_run(
         self, run: int, status: str, *, detail: Mapping[str, Any] | None = None, error: str | None = None
@@ -870,7 +895,8 @@ class ProactiveStore:
             )
 
     def prune_runs(self, job_id: str, keep: int) -> int:
-        """Forget all but the newest ``keep`` finished runs of a job (a job every 10 s adds 8,640 a day)."""
+        """Forget all but the newest ``keep`` runs of a job (a job every 10 s adds 8,640 a day); a run
+        still running is never removed."""
         r = t.job_runs.c
         with _db(self._engine, "job_runs"), self._engine.begin() as conn:
             cutoff = conn.execute(
