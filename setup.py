@@ -108,6 +108,10 @@ setup(
         "adbc-driver-postgresql>=1.0",  # the same over PostgreSQL's binary COPY
         "urllib3>=2.0",  # webhook delivery: pooled, thread-safe HTTP
         "tzdata>=2024.1",  # IANA zones for quiet hours where the OS has none
+        "numpy>=1.26",  # privacy guards (noise), features, packing of encrypted columns
+        "tenseal>=0.3.16",  # privacy: CKKS and BFV homomorphic encryption
+        "phe>=1.5",  # privacy: Paillier for per-record values
+        "sqlglot>=25",  # privacy: the SQL subset analysts write
     ],
     extras_require={
         "dev": [

@@ -162,9 +162,11 @@ class Store:
         self._engine = engine
         self.cipher = cipher
         self.schema = schema
+        from appliance.store.privacy import PrivacyStore
         from appliance.store.proactive import ProactiveStore
 
         self.proactive = ProactiveStore(engine)
+        self.privacy = PrivacyStore(engine)
         #: Applied to every event's ``text`` before it is written; the node sets it to mask identifiers
         #: (a search box receives phone numbers too), so no ingestion path stores raw ones.
         self.event_text_filter: Callable[[str], str] | None = None

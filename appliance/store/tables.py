@@ -46,6 +46,9 @@ __all__ = [
     "job_runs",
     "metadata",
     "outbox",
+    "privacy_allowances",
+    "privacy_queries",
+    "privacy_spend",
     "scheduler_jobs",
     "suppressions",
     "transcript_messages",
@@ -274,4 +277,51 @@ scheduler_jobs = Table(
     Column("next_run_time", Double(), nullable=True),
     Column("job_state", LargeBinary, nullable=False),
     Index(None, "next_run_time"),
+)
+
+
+# -- privacy-computing queries (migration 0003) --------------------------------------------------------
+privacy_queries = Table(
+    "privacy_queries",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("analyst", String(64), nullable=False),  # the API key's actor, e.g. key:ab12cd34
+    Column("submitted", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("sql", Text, nullable=True),  # as written, when it came as SQL
+    Column("plan", JSON(), nullable=False),  # QueryPlan.as_dict()
+    Column("plan_digest", String(64), nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("result_digest", String(64), nullable=True),  # SHA-256 of the encrypted result
+    Column("released", JSON(), nullable=True),  # what the guards let out (never before release)
+    Column("approved_by", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    CheckConstraint(
+        "status IN ('computing', 'awaiting_approval', 'released', 'refused', 'failed')", name="status"
+    ),
+    Index(None, "analyst", "id"),
+)
+
+privacy_spend = Table(
+    "privacy_spend",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("analyst", String(64), nullable=False),
+    Column("query_id", String(64), nullable=False),
+    Column("epsilon", Double(), nullable=False),
+    Column("delta", Double(), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    UniqueConstraint("query_id"),
+    Index(None, "analyst"),
+)
+
+privacy_allowances = Table(
+    "privacy_allowances",
+    metadata,
+    Column("analyst", String(64), primary_key=True),
+    Column("epsilon", Double(), nullable=False),
+    Column("delta", Double(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
 )
