@@ -338,6 +338,14 @@ def _customer(
             row["iban"] = _checked("IBAN", lambda v: _iban(rng, v), valid()) if has(0.5) else None
     if has(0.2):
         row["notes"] = _note(rng, row, zh)
+    # Money from a stream of its own, so the identifiers above stay what they were for a given seed.
+    money = random.Random(f"money/{i}/{region}")
+    row["product"] = money.choices(("card", "loan", "deposit", "wealth", "insurance"), (4, 2, 3, 1, 1))[0]
+    scale = {"mass": 1.0, "affluent": 6.0, "private": 40.0, "sme": 10.0}[row["segment"]]
+    balance = money.lognormvariate(8.0, 1.1) * scale
+    row["balance"] = round(-balance / 20 if money.random() < 0.06 else balance, 2)
+    if money.random() < 0.9:
+        row["monthly_spend"] = round(money.lognormvariate(6.5, 0.8) * min(scale, 8.0), 2)
     return {k: v for k, v in row.items() if v is not None}
 
 

@@ -74,7 +74,7 @@ class _In(BaseModel):
 
 class _FieldIn(_In):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    type: Literal["string", "date", "bool", "int", "choice"]
+    type: Literal["string", "date", "bool", "int", "number", "choice"]
     sensitivity: Literal["public", "internal", "sensitive", "secret"]
     required: bool = False
     entity: str | None = None
@@ -166,6 +166,8 @@ class FieldSpec:
             return "true" if value else "false"
         if self.type == "date":
             return value.isoformat()
+        if self.type == "number":
+            return repr(float(value))  # shortest text that reads back as the same double
         return str(value)
 
     def decode(self, text: str) -> Any:
@@ -176,6 +178,8 @@ class FieldSpec:
             return date.fromisoformat(text)
         if self.type == "int":
             return int(text)
+        if self.type == "number":
+            return float(text)
         return text
 
 
@@ -247,6 +251,8 @@ def _annotation(spec: FieldSpec) -> Any:
         return bool
     if spec.type == "int":
         return Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+    if spec.type == "number":
+        return Annotated[float, Field(allow_inf_nan=False)]
     assert spec.choices is not None
     return Literal[spec.choices]
 

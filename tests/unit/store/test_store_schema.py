@@ -95,6 +95,18 @@ def test_customer_rows_are_coerced_to_canonical_text(schema):
     assert spec is not None and spec.decode(rec.values["date_of_birth"]) == date(1990, 3, 7)
 
 
+def test_number_fields_keep_the_exact_double_and_refuse_what_is_not_a_finite_number(schema):
+    base = {"external_id": "n-1", "region": "CN", "full_name": "x"}
+    rec = schema.validate_customer({**base, "balance": "-1234.5", "monthly_spend": 0.1})
+    assert rec.values["balance"] == "-1234.5" and rec.values["monthly_spend"] == "0.1"
+    spec = schema.field("monthly_spend")
+    assert spec is not None and spec.decode(rec.values["monthly_spend"]) == 0.1
+    for bad in ("lots", "inf", "nan", float("inf")):
+        with pytest.raises(RecordInvalid) as err:
+            schema.validate_customer({**base, "balance": bad})
+        assert err.value.field == "balance"
+
+
 @pytest.mark.parametrize(
     ("row", "field", "reason"),
     [
