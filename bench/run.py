@@ -21,6 +21,7 @@ BENCHES = [
     ["bench_scoring.py", *QUICK],
     ["bench_webhook.py", *QUICK],
     ["bench_proactive.py", *QUICK],
+    ["bench_privacy.py", *QUICK],
 ]
 
 print(
