@@ -811,9 +811,10 @@ def policy_lint(ctx: click.Context, library_ref: str | None) -> None:
 def _register_groups() -> None:
     from appliance.cli_jobs import jobs
     from appliance.cli_model import model
+    from appliance.cli_privacy import privacy, query
     from appliance.cli_proactive import consent, playbooks, suppress, triggers
 
-    for command in (jobs, model, playbooks, triggers, consent, suppress):
+    for command in (jobs, model, playbooks, triggers, consent, suppress, privacy, query):
         cli.add_command(command)
 
 

@@ -38,6 +38,7 @@ from ledger.checkpoint import NoteSigner
 log = logging.getLogger("appliance.node")
 
 if TYPE_CHECKING:
+    from appliance.privacy_service import PrivacyService
     from appliance.proactive import ProactiveService
 
 __all__ = ["InitResult", "Node", "NodeError"]
@@ -90,6 +91,7 @@ class Node:
         # Search queries and telemetry codes are stored with identifiers replaced by type tags.
         store.event_text_filter = self.mask_event_text
         self._proactive: ProactiveService | None = None
+        self._privacy: PrivacyService | None = None
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -179,6 +181,7 @@ class Node:
                 report = load_demo(node.store)
                 node.record("system:init", "store.demo_loaded", details=report.as_dict())
                 node._train_demo_models()
+                node._demo_privacy()
             node.ledger.sign_checkpoint()
         # node.json last: its presence means "initialised completely".
         tmp = p["info"].with_suffix(".tmp")
@@ -344,6 +347,15 @@ class Node:
         return self._proactive
 
     @property
+    def privacy(self) -> PrivacyService:
+        """Keys, encrypted columns and privacy queries; built on first use (tenseal loads then)."""
+        if self._privacy is None:
+            from appliance.privacy_service import PrivacyService
+
+            self._privacy = PrivacyService(self)
+        return self._privacy
+
+    @property
     def webhook_secret(self) -> bytes:
         """The key signing webhooks to marketing ops (created on first use for nodes older than it)."""
         path = self.paths(self.settings.data_dir)["webhook_secret"]
@@ -390,6 +402,16 @@ class Node:
                 self.proactive.train_and_publish(name, actor="system:init", threads=2)
             except PredictorError as exc:
                 log.warning("demo: playbook %s has no model yet: %s", name, exc)
+
+    def _demo_privacy(self) -> None:
+        """A demo node gets HE keys and encrypted columns, so analysts can query from the start."""
+        privacy = self.privacy
+        privacy.keygen(actor="system:init")
+        privacy.encrypt("customers", "balance", actor="system:init")
+        privacy.encrypt(
+            "customers", "monthly_spend", buckets=(0, 500, 1000, 2000, 5000, 1e6), actor="system:init"
+        )
+        privacy.encrypt("customers", "marketing_consent", kind="flag", actor="system:init")
 
     @staticmethod
     def read_demo_keys(data_dir: Path) -> dict[str, str]:

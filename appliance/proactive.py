@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from appliance._details import plain as _plain
+from appliance.store.proactive import TriggerRow
 from ledger import Record
 from predictors.delivery import Delivery, Endpoint, WebhookSender
 from predictors.errors import PredictorError, RegistryError
@@ -41,7 +43,6 @@ from predictors.training import TrainedModel, train
 
 if TYPE_CHECKING:
     from appliance.node import Node
-    from appliance.store.proactive import TriggerRow
 
 __all__ = ["DEFAULT_PLAYBOOKS", "ProactiveService", "RunSummary", "UnknownPlaybook"]
 
@@ -100,19 +101,6 @@ class RunSummary:
             "model_version": self.model_version,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
-
-
-def _plain(value: Any) -> Any:
-    """Ledger details hold no floats (their JSON is not canonical): numbers become fixed-point strings."""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return value
 
 
 def _iso(ts: Any) -> str | None:

@@ -111,6 +111,37 @@ class ProactiveSettings(_Section):
     job_history: int = Field(1000, ge=10, le=1_000_000, description="runs kept per job in the history")
 
 
+class PrivacySettings(_Section):
+    visible_attributes: list[str] = Field(
+        ["region", "segment", "plan", "product"],
+        description="categorical attributes the query engine may see: ciphertexts are segmented by them, "
+        "so WHERE and GROUP BY on them need no encrypted masks; predicates on anything else are refused",
+    )
+    segment_by: list[str] = Field(
+        ["region", "segment"],
+        description="default attributes an encrypted column is segmented by (a subset of "
+        "visible_attributes); each combination costs at least one ciphertext",
+    )
+    min_group_size: int = Field(10, ge=1, le=1_000_000, description="smaller groups are suppressed")
+    decimals: int = Field(2, ge=0, le=12, description="released values are rounded to this many decimals")
+    max_epsilon_per_query: float = Field(1.0, gt=0, le=100)
+    max_delta_per_query: float = Field(1e-5, ge=0, lt=1)
+    budget_epsilon: float = Field(10.0, gt=0, description="an analyst's total ε unless an admin grants more")
+    budget_delta: float = Field(1e-4, ge=0, lt=1)
+    auto_release: list[Literal["count", "sum", "mean", "variance", "stddev", "histogram", "dot", "score"]] = (
+        Field(
+            ["count", "sum", "mean", "variance", "stddev", "histogram"],
+            description="aggregates the custodian service releases without an approval call when the guards "
+            "pass; a query using any other (dot products, model scores) waits for POST .../approve",
+        )
+    )
+    passphrase_file: Path | None = Field(
+        None,
+        description="file (mode 0600) holding the custodian's passphrase for the HE secret keys; unset: the "
+        "secret keys are stored unencrypted with mode 0600",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one node."""
 
@@ -128,6 +159,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     masking: MaskingSettings = MaskingSettings()
     proactive: ProactiveSettings = ProactiveSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -32,9 +32,20 @@ from appliance.masking import (
 )
 from appliance.masking.service import UnknownRegion
 from appliance.policy_registry import PolicyVersionError
+from appliance.privacy.errors import (
+    BudgetExhausted,
+    CiphertextInvalid,
+    DisclosureRefused,
+    KeyUnavailable,
+    PrivacyError,
+    QueryInvalid,
+    QueryUnsupported,
+    ResultUnsafe,
+)
 from appliance.proactive import UnknownPlaybook
 from appliance.server.context import request_id
 from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
+from appliance.store.privacy import UnknownQuery
 from appliance.store.proactive import OutcomeConflict, UnknownTrigger
 from ledger.errors import (
     ChainBroken,
@@ -122,6 +133,15 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     UnknownJob: Kind(404, "unknown-job", "Unknown job", expose=True),
     JobBusy: Kind(409, "job-running", "Job already running", expose=True),
     JobError: Kind(422, "job-refused", "Job request refused", expose=True),
+    UnknownQuery: Kind(404, "unknown-query", "Unknown query", expose=True),
+    QueryInvalid: Kind(422, "invalid-query", "Invalid query", expose=True),
+    QueryUnsupported: Kind(422, "unsupported-query", "Query not supported", expose=True),
+    ResultUnsafe: Kind(422, "result-unsafe", "Result would be wrong", expose=True),
+    BudgetExhausted: Kind(403, "budget-exhausted", "Privacy budget exhausted", expose=True),
+    DisclosureRefused: Kind(403, "disclosure-refused", "Disclosure refused", expose=True),
+    CiphertextInvalid: Kind(409, "ciphertext-invalid", "Ciphertext fails its integrity check", expose=True),
+    KeyUnavailable: Kind(409, "keys-unavailable", "Privacy keys unavailable", expose=True),
+    PrivacyError: Kind(422, "privacy-refused", "Privacy query refused", expose=True),
     StoreError: Kind(503, "store-unavailable", "Store unavailable"),
     # The node's own state (keys, settings) went bad under a running server: an operator's job.
     ApplianceError: Kind(503, "node-unavailable", "Node unavailable"),

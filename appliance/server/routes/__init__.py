@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from appliance.server.routes import customers, health, jobs, ledger, masking, meta, policy, proactive
+from appliance.server.routes import customers, health, jobs, ledger, masking, meta, policy, privacy, proactive
 
 __all__ = ["BLUEPRINTS"]
 
@@ -17,4 +17,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     policy.bp,
     proactive.bp,
     jobs.bp,
+    privacy.bp,
 )
