@@ -54,7 +54,7 @@ def server(tmp_path_factory):
         try:
             if requests.get(base + "/healthz", timeout=1).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
