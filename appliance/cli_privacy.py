@@ -166,6 +166,40 @@ def budget(ctx: click.Context, analyst: str, grant_eps: float | None, delta: flo
     echo_json(out)
 
 
+@privacy.command("weights")
+@click.argument("name", required=False)
+@click.argument("csv_file", type=click.Path(dir_okay=False, exists=True), required=False)
+@click.pass_context
+def weights(ctx: click.Context, name: str | None, csv_file: str | None) -> None:
+    """Store a weight vector for DOT (CSV with columns id,weight), or list the stored ones."""
+    if (name is None) != (csv_file is None):
+        raise CliError("give both NAME and CSV_FILE to store a vector, or neither to list them")
+    with node_from(ctx) as node:
+        try:
+            if name is None:
+                echo_json(node.privacy.weight_vectors())
+                return
+            import pandas as pd
+
+            try:
+                frame = pd.read_csv(csv_file, usecols=["id", "weight"])
+            except ValueError as exc:
+                raise CliError(f"{csv_file}: {exc}; it needs the columns id and weight") from None
+            if not pd.api.types.is_integer_dtype(frame["id"]) or not pd.api.types.is_numeric_dtype(
+                frame["weight"]
+            ):
+                raise CliError(f"{csv_file}: id must hold integers and weight numbers, every row")
+            out = node.privacy.set_weights(
+                name, frame["id"].to_numpy(), frame["weight"].to_numpy(dtype=float), actor=CLI_ACTOR
+            )
+        except _errors() as exc:
+            raise _refusal(exc) from None
+    click.echo(
+        f"stored weights {out['name']}: {out['rows']:,} rows (sha256 {out['sha256'][:16]}...), "
+        f"ledger entry {out['ledger_seq']}"
+    )
+
+
 @click.command("query")
 @click.argument("sql", required=False)
 @click.option("--json-file", type=click.File("r"), help="the JSON form of the query instead of SQL")

@@ -111,6 +111,7 @@ class PrivacyService:
         self.public_dir = root / "public"
         self.columns_dir = root / "columns"
         self.results_dir = root / "results"
+        self.weights_dir = root / "weights"
         self.guard_settings = GuardSettings(
             min_group_size=self.settings.min_group_size,
             decimals=self.settings.decimals,
@@ -366,6 +367,73 @@ class PrivacyService:
             return []
         return [self._info(table, d.name) for d in sorted(base.iterdir()) if (d / "manifest.json").exists()]
 
+    # -- DOT weight vectors ----------------------------------------------------------------------------
+    def set_weights(
+        self,
+        name: str,
+        row_ids: Sequence[int] | np.ndarray,
+        weights: Sequence[float] | np.ndarray,
+        *,
+        actor: str,
+    ) -> dict[str, Any]:
+        """Store a named plaintext weight vector (one weight per customer) for ``DOT(column, 'name')``."""
+        if not name or set(name) - _NAME_OK or len(name) > 64:
+            raise QueryInvalid(
+                f"{name!r} is not a weight vector name (lower_snake_case, up to 64 characters)"
+            )
+        ids = np.asarray(row_ids)
+        w = np.asarray(weights, dtype=np.float64)
+        if ids.ndim != 1 or ids.shape != w.shape or not np.issubdtype(ids.dtype, np.integer):
+            raise QueryInvalid("weights: give one integer customer id per weight (two lists of equal length)")
+        if len(np.unique(ids)) != len(ids):
+            raise QueryInvalid("weights: a customer id appears twice; give each customer one weight")
+        if not np.isfinite(w).all():
+            raise QueryInvalid("weights: every weight must be a finite number")
+        self._check_spread(name, w)
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.weights_dir / f".{name}.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=ids.astype(np.int64), weights=w)
+        tmp.replace(self.weights_dir / f"{name}.npz")
+        digest = hashlib.sha256(ids.astype("<i8").tobytes() + w.astype("<f8").tobytes()).hexdigest()
+        receipt = self._node.record(
+            actor, "privacy.weights_stored", details={"name": name, "rows": len(ids), "sha256": digest}
+        )
+        return {"name": name, "rows": len(ids), "sha256": digest, "ledger_seq": receipt.seq}
+
+    def weight_vectors(self) -> list[dict[str, Any]]:
+        if not self.weights_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.weights_dir.glob("*.npz")):
+            ids, w = self._weights(path.stem)
+            out.append({"name": path.stem, "rows": len(ids), "nonzero": int(np.count_nonzero(w))})
+        return out
+
+    def _weights(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        path = self.weights_dir / f"{name}.npz"
+        if set(name) - _NAME_OK or not path.is_file():
+            known = (
+                ", ".join(p.stem for p in sorted(self.weights_dir.glob("*.npz")))
+                if self.weights_dir.is_dir()
+                else ""
+            )
+            raise QueryInvalid(
+                f"no weight vector named {name!r} (stored: {known or 'none'}); store one with PUT "
+                f"/v1/privacy/weights/{name} or `appliance privacy weights {name} FILE.csv`"
+            )
+        with np.load(path) as data:
+            return data["ids"], data["weights"]
+
+    def _check_spread(self, name: str, w: np.ndarray) -> None:
+        """Weights that single out a few customers would read their values one DOT at a time."""
+        nonzero = int(np.count_nonzero(w))
+        if nonzero < self.settings.min_group_size:
+            raise DisclosureRefused(
+                f"weights {name!r} are non-zero for {nonzero} customer(s); a DOT must spread over at least "
+                f"{self.settings.min_group_size} (privacy.min_group_size), or it reads single records"
+            )
+
     # -- queries (analyst → engine → custodian) -------------------------------------------------------
     def parse(self, sql: str | None = None, query: Mapping[str, Any] | None = None) -> QueryPlan:
         if (sql is None) == (query is None):
@@ -388,7 +456,16 @@ class PrivacyService:
             )
         ring = self._public_ring()
         public = ring.public(key_ids.pop() if key_ids else None)
-        return QueryEngine(public, columns, visible, table=plan.table)
+        weights: dict[str, Any] = {}
+        for a in plan.aggregates:
+            if a.func != "dot":
+                continue
+            if a.weights_ref is not None:
+                weights[a.weights_ref] = self._weights(a.weights_ref)
+                self._check_spread(a.weights_ref, weights[a.weights_ref][1])
+            elif a.weights is not None:
+                self._check_spread(a.name, np.asarray(a.weights, dtype=np.float64))
+        return QueryEngine(public, columns, visible, table=plan.table, weights=weights)
 
     def _bounds(self, plan: QueryPlan) -> dict[str, tuple[float, float]]:
         out: dict[str, tuple[float, float]] = {}
@@ -400,6 +477,13 @@ class PrivacyService:
                 b = float(col.bound)
                 out[name] = (0.0, 1.0) if col.kind == "flag" else (-b, b)
         return out
+
+    def _weight_bounds(self, plan: QueryPlan) -> dict[str, float]:
+        return {
+            a.weights_ref: float(np.abs(self._weights(a.weights_ref)[1]).max(initial=0.0))
+            for a in plan.aggregates
+            if a.func == "dot" and a.weights_ref is not None
+        }
 
     def submit(
         self,
@@ -417,7 +501,14 @@ class PrivacyService:
         # and unknown columns: before anything is recorded or computed.
         engine = self._engine(plan)
         if plan.noise is not None:
-            preflight(plan, self.guard_settings, bounds=self._bounds(plan), budget=self.budget, analyst=actor)
+            preflight(
+                plan,
+                self.guard_settings,
+                bounds=self._bounds(plan),
+                weight_bounds=self._weight_bounds(plan),
+                budget=self.budget,
+                analyst=actor,
+            )
         qid = store.create_query(actor, plan.as_dict(), digest, sql)
         self._node.record(
             actor, "query.submitted", details={"query": qid, "plan_sha256": digest}, request_id=request_id
@@ -503,6 +594,7 @@ class PrivacyService:
                     self.guard_settings,
                     np.random.default_rng(secrets.randbits(128)),
                     bounds=self._bounds(plan),
+                    weight_bounds=self._weight_bounds(plan),
                     budget=self.budget,
                     analyst=analyst,
                     query_id=f"query-{qid}",

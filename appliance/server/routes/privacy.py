@@ -132,6 +132,32 @@ class GrantIn(_Params):
     delta: float = Field(ge=0, lt=1, allow_inf_nan=False)
 
 
+class WeightsPath(_Params):
+    name: Name
+
+
+class WeightsIn(_Params):
+    ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=2_000_000)
+    weights: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1, max_length=2_000_000)
+
+
+class WeightsOut(BaseModel):
+    name: str
+    rows: int
+    sha256: str
+    ledger_seq: int
+
+
+class WeightVectorOut(BaseModel):
+    name: str
+    rows: int
+    nonzero: int
+
+
+class WeightVectorsOut(BaseModel):
+    weights: list[WeightVectorOut]
+
+
 class KeysOut(BaseModel):
     current: str
     keys: list[dict[str, Any]]
@@ -246,3 +272,26 @@ def grant(path: BudgetPath, body: GrantIn) -> BudgetOut:
 @operation(summary="The HE key ids and their public parameters", roles=READERS, response=KeysOut)
 def keys() -> KeysOut:
     return KeysOut.model_validate(current_node().privacy.key_info())
+
+
+@bp.put("/privacy/weights/<name>")
+@operation(
+    summary="Store a named plaintext weight vector for DOT(column, 'name'): one weight per customer id",
+    roles=("analyst", "admin"),
+    path=WeightsPath,
+    body=WeightsIn,
+    response=WeightsOut,
+)
+def put_weights(path: WeightsPath, body: WeightsIn) -> WeightsOut:
+    out = current_node().privacy.set_weights(path.name, body.ids, body.weights, actor=current_key().actor)
+    return WeightsOut.model_validate(out)
+
+
+@bp.get("/privacy/weights")
+@operation(
+    summary="Stored weight vectors (names and sizes, no weights)", roles=READERS, response=WeightVectorsOut
+)
+def list_weights() -> WeightVectorsOut:
+    return WeightVectorsOut(
+        weights=[WeightVectorOut.model_validate(w) for w in current_node().privacy.weight_vectors()]
+    )
