@@ -219,6 +219,7 @@ def query(
             body = json.load(json_file)
         except ValueError as exc:
             raise CliError(f"--json-file is not JSON: {exc}") from None
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with node_from(ctx) as node:
@@ -228,7 +229,7 @@ def query(
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
             transient=True,
-            console=None,
+            console=Console(stderr=True),  # stdout carries the answer (and --json) only
         ) as bar:
             task = bar.add_task("computing over ciphertexts...", total=None)
             try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import shutil
 import threading
@@ -39,6 +40,7 @@ from appliance.privacy import (
     EncryptedColumn,
     KeyRing,
     PaillierColumn,
+    PublicContexts,
     QueryEngine,
     QueryPlan,
     encrypt_column,
@@ -122,6 +124,7 @@ class PrivacyService:
         self.budget = PrivacyBudget(node.store.privacy, self.guard_settings.default_budget)
         self._lock = threading.Lock()
         self._columns: dict[tuple[str, str], tuple[float, EncryptedColumn | PaillierColumn]] = {}
+        self._publics: dict[str, PublicContexts] = {}
 
     # -- keys (custodian / admin) --------------------------------------------------------------------
     def _passphrase(self) -> bytes | None:
@@ -169,6 +172,20 @@ class PrivacyService:
             shutil.rmtree(self.public_dir, ignore_errors=True)
             tmp.rename(self.public_dir)
         return KeyRing.open(self.public_dir)
+
+    def _public(self, key_id: str | None = None) -> PublicContexts:
+        """The engine's public contexts of ``key_id`` (default: current), loaded and checked once.
+
+        Loading them reads and hashes ~50 MB of Galois keys; a key id's public files never change,
+        so they are kept for the life of the node (keygen and rotate only add key ids).
+        """
+        ring = self._public_ring()
+        kid = key_id or ring.current_key_id
+        cached = self._publics.get(kid)
+        if cached is None:
+            cached = ring.public(kid)
+            self._publics[kid] = cached
+        return cached
 
     def keygen(self, *, actor: str) -> dict[str, Any]:
         """Create the CKKS, BFV and Paillier keys (custodian); recorded as ``privacy.keys_created``."""
@@ -271,26 +288,41 @@ class PrivacyService:
             raise QueryInvalid(
                 f"scheme {scheme!r} is unknown; use ckks (real numbers), bfv (exact integers) or paillier"
             )
+        if bound is not None and not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
+            raise QueryInvalid(
+                f"bound must be a positive finite number (a bound on |value|), or none; got {bound!r}"
+            )
         t0 = time.perf_counter()
         segment_by = list(segment_by if segment_by is not None else self.settings.segment_by)
         ids, values, visible = self._source(table, column, segment_by)
         if progress:
             progress(f"read {len(ids):,} rows of {table}.{column}")
-        public = self._public_ring().public()
+        public = self._public()
         with self._lock:
             existing = self._load(table, column) if (directory / "manifest.json").exists() else None
-            appended = 0
+            appended: int | None = None  # None: encrypted anew
+            new = (
+                ~np.isin(ids, existing.row_ids)
+                if isinstance(existing, EncryptedColumn)
+                else np.ones(len(ids), dtype=bool)
+            )
+            col: EncryptedColumn | PaillierColumn
             if scheme == "paillier":
-                col: EncryptedColumn | PaillierColumn = encrypt_paillier_column(public, column, values, ids)
-                col.save(directory)
+                paillier = encrypt_paillier_column(public, column, values, ids)
+                if directory.exists():
+                    shutil.rmtree(directory)
+                paillier.save(directory)
+                col = paillier
             elif (
                 isinstance(existing, EncryptedColumn)
                 and existing.key_id == public.key_id
                 and (existing.scheme, existing.kind) == (scheme, kind)
                 and sorted(existing.visible) == sorted(visible)
                 and (buckets is None or tuple(float(b) for b in buckets) == existing.buckets)
+                and (bound is None or float(bound) == float(existing.bound))
+                # new rows with nulls need a validity mask the column does not have: encrypt anew
+                and (existing.nullable or not np.isnan(values[new]).any())
             ):
-                new = ~np.isin(ids, existing.row_ids)
                 appended = int(new.sum())
                 col = existing
                 if appended:
@@ -305,17 +337,17 @@ class PrivacyService:
                     values,
                     ids,
                     visible,
-                    scheme,
-                    kind,
+                    scheme,  # type: ignore[arg-type]
+                    kind,  # type: ignore[arg-type]
                     buckets,
-                    bound=bound,  # type: ignore[arg-type]
+                    bound=bound,
                 )
                 if directory.exists():
                     shutil.rmtree(directory)
                 col.save(directory, public)
             self._columns.pop((table, column), None)
         info = self._info(table, column)
-        details = {**info.as_dict(), "appended": appended if existing is not None else None}
+        details = {**info.as_dict(), "appended": appended}
         details.pop("bound", None)  # a magnitude; the ledger keeps digests and counts only
         details["seconds"] = round(time.perf_counter() - t0, 3)
         receipt = self._node.record(actor, "privacy.column_encrypted", details=_plain(details))
@@ -335,7 +367,7 @@ class PrivacyService:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         key_id = json.loads(manifest.read_text())["key_id"]
-        col = load_column(directory, self._public_ring().public(key_id))
+        col = load_column(directory, self._public(key_id))
         self._columns[(table, column)] = (stamp, col)
         return col
 
@@ -345,7 +377,17 @@ class PrivacyService:
         size = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
         if isinstance(col, PaillierColumn):
             return ColumnInfo(
-                table, column, "paillier", "record", col.key_id, col.rows, col.rows, None, None, (), size
+                table,
+                column,
+                "paillier",
+                "record",
+                col.key_id,
+                len(col.records),
+                len(col.records),
+                None,
+                None,
+                (),
+                size,
             )
         return ColumnInfo(
             table,
@@ -448,14 +490,27 @@ class PrivacyService:
         visible = tuple(self.settings.visible_attributes)
         needed = [c for c in plan.columns if c not in visible]
         columns = {name: self._load(plan.table, name) for name in needed}
+        if not columns and plan.lookup is None:
+            # COUNT(*) alone: any encrypted column segmented by the attributes the query uses gives
+            # the plaintext segment sizes (counts need no ciphertext).
+            wanted = {*plan.group_by, *(p.column for p in plan.where)}
+            for info in self.columns(plan.table):
+                if info.scheme != "paillier" and wanted <= set(info.visible):
+                    columns[info.name] = self._load(plan.table, info.name)
+                    break
+            else:
+                raise QueryInvalid(
+                    f"counting by {', '.join(sorted(wanted)) or 'nothing'} needs an encrypted column of "
+                    f"{plan.table} segmented by those attributes; encrypt one (`appliance privacy encrypt "
+                    "--column ... --segment-by ...`)"
+                )
         key_ids = {c.key_id for c in columns.values()}
         if len(key_ids) > 1:
             raise QueryInvalid(
                 f"the query's columns are under different key ids ({', '.join(sorted(key_ids))}); re-encrypt "
                 "them under the current key (`appliance privacy encrypt ...`)"
             )
-        ring = self._public_ring()
-        public = ring.public(key_ids.pop() if key_ids else None)
+        public = self._public(key_ids.pop() if key_ids else None)
         weights: dict[str, Any] = {}
         for a in plan.aggregates:
             if a.func != "dot":
@@ -546,12 +601,11 @@ class PrivacyService:
         """The custodian's explicit release of a query waiting for approval."""
         store = self._node.store.privacy
         row = store.get_query(query_id)
-        if row.status != "awaiting_approval":
-            raise DisclosureRefused(
-                f"query {query_id} is {row.status}, not awaiting approval; nothing to approve"
-            )
+        # One approval wins: the status moves from awaiting_approval in a single conditional UPDATE.
+        if not store.claim(query_id, "awaiting_approval", "computing", approved_by=actor):
+            now = store.get_query(query_id).status
+            raise DisclosureRefused(f"query {query_id} is {now}, not awaiting approval; nothing to approve")
         self._node.record(actor, "query.approved", details={"query": query_id}, request_id=request_id)
-        store.update_query(query_id, approved_by=actor)
         return self._release(query_id, QueryPlan.from_dict(row.plan), row.analyst)
 
     def _release(self, qid: int, plan: QueryPlan, analyst: str) -> QueryRow:
@@ -567,6 +621,7 @@ class PrivacyService:
             from appliance.privacy.errors import CiphertextInvalid
 
             store.update_query(qid, status="failed", error="the stored encrypted result fails its digest")
+            self._node.record(_ACTOR, "query.failed", details={"query": qid, "reason": "CiphertextInvalid"})
             raise CiphertextInvalid(
                 f"the encrypted result of query {qid} was altered after it was computed; submit it again"
             )
@@ -622,7 +677,7 @@ class PrivacyService:
 
     def _lookup_release(self, result: Any) -> dict[str, Any]:
         """Paillier values go out still encrypted, with the public key: usable, not visible."""
-        ring = self._public_ring().public(result.key_id)
+        ring = self._public(result.key_id)
         pk = ring.paillier
         return {
             "lookup_column": result.lookup_column,

@@ -28,6 +28,15 @@ __all__ = ["QUERY_STATUSES", "PrivacyStore", "QueryRow", "UnknownQuery"]
 QUERY_STATUSES = ("computing", "awaiting_approval", "released", "refused", "failed")
 
 
+def _name(analyst: str) -> str:
+    """An analyst as stored: refused (never cut) when longer than the column, so every read finds it."""
+    if not analyst or len(analyst) > 64:
+        raise StoreError(
+            f"an analyst is named by 1 to 64 characters (the actor of their key), not {analyst[:80]!r}"
+        )
+    return analyst
+
+
 class _OverBudget(Exception):
     """Rolls a charge back: the new totals would pass the limit."""
 
@@ -105,7 +114,7 @@ class PrivacyStore:
             result = conn.execute(
                 insert(t.privacy_queries)
                 .values(
-                    analyst=analyst[:64],
+                    analyst=_name(analyst),
                     submitted=now,
                     updated=now,
                     status="computing",
@@ -135,6 +144,16 @@ class PrivacyStore:
             raise UnknownQuery(f"no privacy query {query_id}; list them with GET /v1/queries")
         return self.get_query(query_id)
 
+    def claim(self, query_id: int, from_status: str, to_status: str, **values: Any) -> bool:
+        """Move a query from one status to another only if it is still in the first (one winner)."""
+        with _db(self._engine, "privacy_queries"), self._engine.begin() as conn:
+            n = conn.execute(
+                update(t.privacy_queries)
+                .where(t.privacy_queries.c.id == query_id, t.privacy_queries.c.status == from_status)
+                .values(status=to_status, updated=datetime.now(UTC), **values)
+            ).rowcount
+        return bool(n)
+
     def get_query(self, query_id: int) -> QueryRow:
         with _db(self._engine), self._engine.connect() as conn:
             r = conn.execute(select(t.privacy_queries).where(t.privacy_queries.c.id == query_id)).first()
@@ -158,7 +177,7 @@ class PrivacyStore:
     def spent(self, analyst: str) -> tuple[float, float]:
         s = t.privacy_spend.c
         with _db(self._engine), self._engine.connect() as conn:
-            rows = conn.execute(select(s.epsilon, s.delta).where(s.analyst == analyst)).all()
+            rows = conn.execute(select(s.epsilon, s.delta).where(s.analyst == _name(analyst))).all()
         return math.fsum(r[0] for r in rows), math.fsum(r[1] for r in rows)
 
     def charge(
@@ -178,7 +197,7 @@ class PrivacyStore:
                 # query id fails the unique constraint.
                 conn.execute(
                     insert(t.privacy_spend).values(
-                        analyst=analyst[:64],
+                        analyst=_name(analyst),
                         query_id=query_id,
                         epsilon=float(epsilon),
                         delta=float(delta),
@@ -202,11 +221,12 @@ class PrivacyStore:
     def allowance(self, analyst: str) -> tuple[float, float] | None:
         a = t.privacy_allowances.c
         with _db(self._engine), self._engine.connect() as conn:
-            r = conn.execute(select(a.epsilon, a.delta).where(a.analyst == analyst)).first()
+            r = conn.execute(select(a.epsilon, a.delta).where(a.analyst == _name(analyst))).first()
         return None if r is None else (float(r[0]), float(r[1]))
 
     def set_allowance(self, analyst: str, epsilon: float, delta: float, *, actor: str = "admin") -> None:
         a = t.privacy_allowances.c
+        analyst = _name(analyst)
         now = datetime.now(UTC)
         with _db(self._engine, "privacy_allowances"), self._engine.begin() as conn:
             exists = conn.execute(select(func.count()).where(a.analyst == analyst)).scalar_one()
@@ -214,4 +234,4 @@ class PrivacyStore:
             if exists:
                 conn.execute(update(t.privacy_allowances).where(a.analyst == analyst).values(**values))
             else:
-                conn.execute(insert(t.privacy_allowances).values(analyst=analyst[:64], **values))
+                conn.execute(insert(t.privacy_allowances).values(analyst=_name(analyst), **values))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,25 @@ def test_weights_over_http(node: Node) -> None:
     assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
     names = [w["name"] for w in client.get("/v1/privacy/weights", headers=analyst).get_json()["weights"]]
     assert "flat" in names
+
+
+def test_paillier_lookups_go_out_encrypted_and_only_the_custodian_reads_them(node: Node) -> None:
+    from appliance.privacy import KeyRing, decode_paillier
+
+    out = node.privacy.encrypt("customers", "monthly_spend", scheme="paillier", actor="admin:test")
+    assert out["scheme"] == "paillier" and out["rows"] == len(_frame(node))
+    frame = node.store.proactive.customers_frame(["monthly_spend"])
+    ids = frame.index[:3].tolist()
+    sql = f"SELECT LOOKUP(monthly_spend) FROM customers WHERE id IN ({', '.join(map(str, ids))})"
+    row = node.privacy.submit(actor="key:analyst", sql=sql)
+    assert row.status == "awaiting_approval"  # single records: the custodian decides
+    row = node.privacy.approve(row.id, actor="key:custodian")
+    assert row.released is not None and set(row.released["records"]) == {str(i) for i in ids}
+    # What the analyst holds is ciphertext; the custodian's private key opens it to the stored value.
+    private = KeyRing.open(node.privacy.keys_dir).secret().paillier_private
+    for cid in ids:
+        rec = row.released["records"][str(cid)]
+        value = decode_paillier(private, int(rec["c"]), int(rec["e"]))
+        stored = frame.at[cid, "monthly_spend"]
+        assert (value is None and stored is None) or value == pytest.approx(float(stored))
+        assert str(stored) not in json.dumps(rec)

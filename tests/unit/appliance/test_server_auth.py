@@ -33,6 +33,7 @@ REPLY = frozenset({"agent", "supervisor", "ops", "admin"})
 
 OPS = frozenset({"ops", "admin"})
 REPORT = frozenset({"ops", "admin", "auditor", "analyst"})
+PRIVACY = frozenset({"analyst", "custodian", "auditor", "admin"})
 
 
 def _version(env: ServerEnv) -> dict[str, Any]:
@@ -79,6 +80,24 @@ def proactive_state(shared_env: ServerEnv, tmp_path_factory: pytest.TempPathFact
     out = tmp_path_factory.mktemp("tiny") / "model"
     train(frame, "y", folds=2, threads=1, max_rounds=50, patience=10).save(out)
     node.proactive.publish_model("tiny", out, actor="admin:test")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def privacy_state(shared_env: ServerEnv) -> None:
+    """Keys, a column encrypted over 13 customers, and the analyst's query 1 waiting for approval."""
+    node = shared_env.node
+    node.store.add_customers(
+        [
+            {"external_id": f"P-{i}", "region": "CN", "full_name": f"客户{i}", "balance": 100.0 * i}
+            for i in range(1, 13)
+        ]
+    )
+    node.privacy.keygen(actor="custodian:test")
+    node.privacy.encrypt("customers", "balance", actor="admin:test")
+    analyst = node.keys.authenticate(shared_env.tokens["analyst"])
+    assert analyst is not None
+    row = node.privacy.submit(actor=analyst.actor, sql="SELECT SCORE(2 * balance) FROM customers")
+    assert (row.id, row.status) == (1, "awaiting_approval")
 
 
 def _token(env: ServerEnv) -> dict[str, Any]:
@@ -166,6 +185,35 @@ ROUTES = (
     ),
     Route("GET", "/v1/models", "/v1/models", frozenset({"admin", "auditor", "analyst"})),
     Route("POST", "/v1/models/tiny/rollback", "/v1/models/<name>/rollback", frozenset({"admin"}), _version),
+    Route(
+        "POST",
+        "/v1/queries",
+        "/v1/queries",
+        frozenset({"analyst"}),
+        {"sql": "SELECT SUM(balance) FROM customers"},
+    ),
+    Route("GET", "/v1/queries", "/v1/queries", PRIVACY),
+    Route("GET", "/v1/queries/1", "/v1/queries/<query_id>", PRIVACY),
+    Route("POST", "/v1/queries/1/approve", "/v1/queries/<query_id>/approve", frozenset({"custodian"})),
+    Route("GET", "/v1/privacy/columns", "/v1/privacy/columns", PRIVACY),
+    Route("POST", "/v1/privacy/columns", "/v1/privacy/columns", frozenset({"admin"}), {"column": "balance"}),
+    Route("GET", "/v1/privacy/budget", "/v1/privacy/budget", frozenset({"analyst"})),
+    Route(
+        "PUT",
+        "/v1/privacy/budget/key:ab12cd34",
+        "/v1/privacy/budget/<analyst>",
+        frozenset({"admin"}),
+        {"epsilon": 5, "delta": 1e-5},
+    ),
+    Route("GET", "/v1/privacy/keys", "/v1/privacy/keys", PRIVACY),
+    Route(
+        "PUT",
+        "/v1/privacy/weights/risk",
+        "/v1/privacy/weights/<name>",
+        frozenset({"analyst", "admin"}),
+        {"ids": list(range(1, 14)), "weights": [1.0] * 13},
+    ),
+    Route("GET", "/v1/privacy/weights", "/v1/privacy/weights", PRIVACY),
 )
 PUBLIC_ROUTES = ("/healthz", "/openapi.json")
 
