@@ -449,6 +449,14 @@ class HEContext:
         return out
 
 
+def _pick(ckks: HEContext, bfv: HEContext, name: str) -> HEContext:
+    if name == "ckks":
+        return ckks
+    if name == "bfv":
+        return bfv
+    raise ValueError(f"unknown scheme {name!r}; use 'ckks' or 'bfv'")
+
+
 @dataclass(frozen=True, eq=False)
 class PublicContexts:
     """What the query engine and the encrypting node hold: no secret key in any of the three schemes."""
@@ -460,11 +468,7 @@ class PublicContexts:
     info: Mapping[str, Any] = field(repr=False)
 
     def scheme(self, name: str) -> HEContext:
-        if name == "ckks":
-            return self.ckks
-        if name == "bfv":
-            return self.bfv
-        raise ValueError(f"unknown scheme {name!r}; use 'ckks' or 'bfv'")
+        return _pick(self.ckks, self.bfv, name)
 
     def is_private(self) -> bool:
         return False
@@ -487,11 +491,7 @@ class SecretContexts:
         )
 
     def scheme(self, name: str) -> HEContext:
-        if name == "ckks":
-            return self.ckks
-        if name == "bfv":
-            return self.bfv
-        raise ValueError(f"unknown scheme {name!r}; use 'ckks' or 'bfv'")
+        return _pick(self.ckks, self.bfv, name)
 
     def is_private(self) -> bool:
         return True
