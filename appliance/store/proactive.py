@@ -229,9 +229,6 @@ class ProactiveStore:
             conn.close()
         return convert(table, query.convert)
 
-    def _arrow(self, sql: str, **conversions: str) -> pa.Table:
-        return self._arrow_groups([[_Query(sql, conversions)]])[0][0]
-
     def _time_literal(self, value: datetime) -> str:
         if value.tzinfo is None:
             raise StoreError("times given to the store must be aware (e.g. datetime.now(UTC))")
