@@ -808,6 +808,23 @@ def policy_lint(ctx: click.Context, library_ref: str | None) -> None:
 
 
 # -- the proactive service (command groups in their own modules) ----------------------------------------
+@cli.command("doctor")
+@click.option("--quick", is_flag=True, help="skip the full ledger verification")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def doctor(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Check keys, permissions, disk, store, ledger, policy, scheduler, privacy keys; exit 1 on a failure."""
+    from appliance.doctor import exit_code, run_checks
+
+    checks = list(run_checks(_settings(ctx), verify_ledger=not quick))
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2, ensure_ascii=False))
+    else:
+        for c in checks:
+            click.echo(f"{c.status.upper():<5} {c.name:<10} {c.detail}")
+    ctx.exit(exit_code(checks))
+
+
 def _register_groups() -> None:
     from appliance.cli_jobs import jobs
     from appliance.cli_model import model
