@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import atexit
 
-from flask import Flask
+from flask import Flask, Response
 
 from appliance.node import Node
 from appliance.server.context import EXTENSION, init_request_context
@@ -34,7 +34,28 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fl
     app.extensions[EXTENSION] = node
     app.extensions["appliance.owns_node"] = owned
     init_request_context(app)
+    app.after_request(_security_headers)
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app
+
+
+#: Every answer is JSON (or problem+json) for programs: nothing in it may run, frame or be sniffed as
+#: something else, and no cache in between may keep customer data.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -313,3 +313,23 @@ def test_tokens_never_reach_the_log(env: ServerEnv, caplog: pytest.LogCaptureFix
     assert caplog.records, "the server logs requests"
     for token in [*env.tokens.values(), "apl_abc_leakedtoken"]:
         assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "status"),
+    [
+        ("/healthz", {}, 200),
+        ("/v1/ledger/checkpoint", {}, 401),
+        ("/v1/nothing-here", {}, 404),
+    ],
+)
+def test_every_answer_carries_the_security_headers(
+    shared_env: ServerEnv, url: str, headers: dict[str, str], status: int
+) -> None:
+    from appliance.server import SECURITY_HEADERS
+
+    resp = shared_env.client.get(url, headers=headers)
+    assert resp.status_code == status
+    for name, value in SECURITY_HEADERS.items():
+        assert resp.headers.get(name) == value, name
+    assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
