@@ -7,6 +7,7 @@ them without importing the main group (which imports them).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from appliance.node import Node, NodeError
 from appliance.settings import Settings, SettingsError, load_settings
 from ledger import LedgerError
 
-__all__ = ["CLI_ACTOR", "CliError", "echo_json", "node_from", "settings_from"]
+__all__ = ["CLI_ACTOR", "CliError", "echo_json", "echo_table", "node_from", "settings_from"]
 
 CLI_ACTOR = "admin:cli"
 
@@ -57,3 +58,16 @@ def node_from(ctx: click.Context, readonly: bool = False) -> Iterator[Node]:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def echo_table(title: str, columns: list[str], rows: list[list[object]], *, width: int = 160) -> None:
+    """A rich table on stdout (None shows as empty), at a fixed width so pipes get whole lines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    Console(file=sys.stdout, width=width).print(table)

@@ -8,29 +8,16 @@ process under the same per-job lock as the scheduler, so it never overlaps a sch
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from appliance.cli_base import CLI_ACTOR, CliError, echo_json, node_from
+from appliance.cli_base import CLI_ACTOR, CliError, echo_json, echo_table, node_from
 from appliance.jobs import JobBusy, JobError, job_history, known_job, run_job_now
 
 __all__ = ["jobs"]
-
-
-def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    Console(file=sys.stdout, width=160).print(table)
 
 
 def _duration(ms: int | None) -> str:
@@ -83,7 +70,7 @@ def jobs_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    _table(
+    echo_table(
         "jobs",
         ["id", "schedule", "next run (UTC)", "state", "last run", "took"],
         [
@@ -177,7 +164,7 @@ def jobs_history(ctx: click.Context, job_id: str | None, limit: int, as_json: bo
     if as_json:
         echo_json(runs)
         return
-    _table(
+    echo_table(
         f"runs of {job_id}" if job_id else "job runs",
         ["run", "job", "trigger", "started (UTC)", "status", "took", "error / reason"],
         [

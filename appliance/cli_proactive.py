@@ -6,12 +6,11 @@ consent and suppression lands in the ledger whichever door it came in by.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 
 import click
 
-from appliance.cli_base import CLI_ACTOR, CliError, echo_json, node_from
+from appliance.cli_base import CLI_ACTOR, CliError, echo_json, echo_table, node_from
 from appliance.store.errors import StoreError
 from appliance.store.proactive import CONTACT_CHANNELS
 from predictors.errors import PredictorError
@@ -22,15 +21,7 @@ CHANNELS = CONTACT_CHANNELS
 
 
 def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    Console(file=sys.stdout, width=140).print(table)
+    echo_table(title, columns, rows, width=140)
 
 
 # -- playbooks -------------------------------------------------------------------------------------------

@@ -156,16 +156,15 @@ class PrivacyService:
         return KeyRing.open(self.keys_dir)
 
     def _public_ring(self) -> KeyRing:
-        """The engine's copy of the ring: public files only (re-exported when the ring has changed)."""
+        """The engine's copy of the ring: public files only, re-exported when the ring has changed.
+
+        Keygen and rotation always make a new current key id, so comparing the two CURRENT files
+        is the whole check (one small read per call, no listing of key ids).
+        """
         ring = self._ring()
-        current = (
-            (self.public_dir / "CURRENT").read_text().strip()
-            if (self.public_dir / "CURRENT").exists()
-            else ""
-        )
-        if current != ring.current_key_id or set(KeyRing.open(self.public_dir).key_ids()) != set(
-            ring.key_ids()
-        ):
+        marker = self.public_dir / "CURRENT"
+        current = marker.read_text().strip() if marker.exists() else ""
+        if current != ring.current_key_id:
             tmp = self.public_dir.with_name("public.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             ring.export_public(tmp)

@@ -432,36 +432,30 @@ class _KeywordFile(_Model):
     keywords: dict[Name, _KeywordSet]
 
 
-class _Count(_Model):
+class _EventFeature(_Model):
+    """What every feature over events of some kinds in a window declares."""
+
+    name: Name
+    events: list[Name] = Field(min_length=1)
+    window: Window
+    channel: Name | None = None
+
+
+class _Count(_EventFeature):
     kind: Literal["count"]
-    name: Name
-    events: list[Name] = Field(min_length=1)
-    window: Window
-    channel: Name | None = None
 
 
-class _Sum(_Model):
+class _Sum(_EventFeature):
     kind: Literal["sum"]
-    name: Name
-    events: list[Name] = Field(min_length=1)
-    window: Window
-    channel: Name | None = None
 
 
-class _DistinctDays(_Model):
+class _DistinctDays(_EventFeature):
     kind: Literal["distinct_days"]
-    name: Name
-    events: list[Name] = Field(min_length=1)
-    window: Window
-    channel: Name | None = None
 
 
-class _Recency(_Model):
+class _Recency(_EventFeature):
     kind: Literal["recency"]
-    name: Name
-    events: list[Name] = Field(min_length=1)
     window: Window = 90
-    channel: Name | None = None
 
 
 class _KeywordHits(_Model):
