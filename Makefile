@@ -53,6 +53,7 @@ tools: $(ANVIL)
 # Compiled kernels next to their sources; the pure-Python twins serve if this fails.
 build: $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace
+	$(BIN)/python -m ledger.anchors._compile
 
 run: build
 	$(BIN)/appliance init --demo --if-missing

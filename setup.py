@@ -77,6 +77,9 @@ setup(
         "appliance": ["py.typed"],
         "appliance.store": ["migrations/script.py.mako"],  # migrations/ and versions/ are packages
         "ledger": ["py.typed"],
+        "ledger.anchors": ["Anchor.vy"],  # compiled at build time (make build) or on first use
+        # The web console's pages, styles, scripts and the vendored Chart.js (with its licence).
+        "appliance.server.console": ["templates/console/*.html", "static/*/*"],
     },
     include_package_data=True,
     install_requires=[
@@ -120,6 +123,7 @@ setup(
         "argon2-cffi>=23.1",  # API keys stored as argon2id hashes
         "prometheus-client>=0.20",  # /metrics
         "structlog>=24.1",  # JSON logs with request ids
+        "zstandard>=0.22",  # node backups as .tar.zst (appliance/backup.py falls back to gzip without it)
     ],
     extras_require={
         "dev": [

@@ -22,6 +22,7 @@ from appliance.cli_base import CliError
 from appliance.cli_base import echo_json as _echo_json
 from appliance.cli_base import node_from as _node
 from appliance.cli_base import settings_from as _settings
+from appliance.errors import ApplianceError
 from appliance.keys import ROLES
 from appliance.logs import configure_logging
 from appliance.node import Node, NodeError
@@ -104,7 +105,10 @@ def serve(
     settings = settings.model_copy(update={"server": server})
     if not Node.exists(settings):
         raise CliError(f"no node in {settings.data_dir}; run `appliance init` first")
-    run_server(settings, ctx.obj.get("config"), scheduler=not no_scheduler)
+    try:
+        run_server(settings, ctx.obj.get("config"), scheduler=not no_scheduler)
+    except ApplianceError as exc:  # TLS files missing, unreadable or readable by others
+        raise CliError(str(exc)) from None
 
 
 @cli.command()
@@ -121,43 +125,92 @@ def scheduler(ctx: click.Context) -> None:
 # -- keys ---------------------------------------------------------------------------------
 @cli.group()
 def keys() -> None:
-    """API keys and their roles."""
+    """API keys and their roles (stored as argon2id hashes; tokens are shown once)."""
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from appliance.key_service import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 @keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
 @click.pass_context
-def keys_list(ctx: click.Context) -> None:
-    """List API keys (ids and roles; secrets are never stored)."""
+def keys_list(ctx: click.Context, as_json: bool) -> None:
+    """List API keys: id, role, state, created, expiry, label (secrets are never stored)."""
     with _node(ctx, readonly=True) as node:
-        for k in node.keys.list():
-            click.echo(
-                f"{k.key_id}  {k.role:<10} {'revoked' if k.revoked else 'active ':<8} {k.created}  {k.label}"
-            )
+        rows = node.keys.list()
+    if as_json:
+        _echo_json([{**k.__dict__, "state": k.state} for k in rows])
+        return
+    for k in rows:
+        expires = f"expires {k.expires}" if k.expires else "no expiry"
+        grace = f"  old secret until {k.grace_until}" if k.grace_until and not k.revoked else ""
+        click.echo(f"{k.key_id}  {k.role:<10} {k.state:<8} {k.created}  {expires}  {k.label}{grace}")
 
 
 @keys.command("create")
 @click.argument("role", type=click.Choice(ROLES))
 @click.option("--label", default="", help="What the key is for.")
+@click.option(
+    "--expires",
+    callback=_duration,
+    metavar="DURATION",
+    help="Stop working after e.g. 90d, 12h (default: never).",
+)
 @click.pass_context
-def keys_create(ctx: click.Context, role: str, label: str) -> None:
+def keys_create(ctx: click.Context, role: str, label: str, expires: Any) -> None:
     """Issue an API key for ROLE and print it once."""
+    from appliance.key_service import ApiKeyService
+
     with _node(ctx) as node:
-        key, token = node.keys.issue(role, label)
-        node.record(_CLI_ACTOR, "key.created", details={"key_id": key.key_id, "role": role})
-    click.echo(token)
+        try:
+            change = ApiKeyService(node).create(role, actor=_CLI_ACTOR, label=label, expires_in=expires)
+        except ApplianceError as exc:
+            raise CliError(str(exc)) from None
+    click.echo(change.token)
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option(
+    "--grace",
+    callback=_duration,
+    default="0",
+    metavar="SECONDS",
+    help="The old secret keeps working this long (seconds, or 15m, 12h, 7d); default 0.",
+)
+@click.pass_context
+def keys_rotate(ctx: click.Context, key_id: str, grace: Any) -> None:
+    """Give KEY_ID a new secret (same id and role) and print the new token once."""
+    from appliance.key_service import ApiKeyService
+
+    with _node(ctx) as node:
+        try:
+            change = ApiKeyService(node).rotate(key_id, actor=_CLI_ACTOR, grace=grace)
+        except ApplianceError as exc:
+            raise CliError(str(exc)) from None
+    click.echo(change.token)
 
 
 @keys.command("revoke")
 @click.argument("key_id")
 @click.pass_context
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
-    """Revoke an API key by id."""
+    """Revoke an API key by id; every server worker refuses it from its next request."""
+    from appliance.key_service import ApiKeyService
+
     with _node(ctx) as node:
         try:
-            key = node.keys.revoke(key_id)
-        except KeyError:
-            raise CliError(f"no API key {key_id!r}; see `appliance keys list`") from None
-        node.record(_CLI_ACTOR, "key.revoked", details={"key_id": key.key_id, "role": key.role})
+            ApiKeyService(node).revoke(key_id, actor=_CLI_ACTOR, keep_an_admin=False)
+        except ApplianceError as exc:
+            raise CliError(str(exc)) from None
     click.echo(f"revoked {key_id}")
 
 
@@ -171,13 +224,17 @@ def ledger() -> None:
 @click.option("--sign", is_flag=True, help="Sign a fresh checkpoint first.")
 @click.pass_context
 def ledger_head(ctx: click.Context, sign: bool) -> None:
-    """Show the latest signed checkpoint (tree head) and the current size."""
+    """Show the latest signed checkpoint (tree head) with its witness cosignatures, and the current size."""
     with _node(ctx) as node:
         signed = node.ledger.sign_checkpoint() if sign else node.ledger.latest_checkpoint()
+        try:
+            checkpoint = node.witnesses.view(signed) if signed else None
+        except ApplianceError as exc:
+            raise CliError(str(exc)) from None
         out = {
             "size": node.ledger.size,
             "root_hash": node.ledger.root().hex(),
-            "checkpoint": signed.as_dict() if signed else None,
+            "checkpoint": checkpoint,
         }
     _echo_json(out)
 
@@ -221,24 +278,73 @@ def ledger_prove(ctx: click.Context, seq: int | None, first: int | None, size: i
             _echo_json(led.consistency_evidence(first, size))
 
 
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """ISO 8601 date or date and time (``2026-01-31``, ``2026-01-31T09:00:00+08:00``); UTC unless zoned."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T09:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @ledger.command("export")
+@click.option("--subject", help="Entries about this pseudonym (kind:hex; `appliance subject show ID`).")
+@click.option("--action", help="Entries of this action, or a prefix such as 'record.*'.")
+@click.option("--from", "since", callback=_moment, help="Entries at or after this time (ISO 8601; UTC).")
+@click.option("--to", "until", callback=_moment, help="Entries before this time.")
+@click.option("--seq", "seqs", type=click.IntRange(min=0), multiple=True, help="Also this entry (repeatable)")
 @click.option(
-    "--seq",
-    "seqs",
-    type=click.IntRange(min=0),
-    multiple=True,
-    required=True,
-    help="Entry to include (repeatable).",
+    "--max-entries",
+    type=click.IntRange(1, 1_000_000),
+    default=10_000,
+    show_default=True,
+    help="Refuse (rather than cut) a larger selection.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="Bundle file.")
 @click.pass_context
-def ledger_export(ctx: click.Context, seqs: tuple[int, ...], out: str) -> None:
-    """Write an evidence bundle that `appliance-verify bundle` checks offline."""
+def ledger_export(
+    ctx: click.Context,
+    subject: str | None,
+    action: str | None,
+    since: Any,
+    until: Any,
+    seqs: tuple[int, ...],
+    max_entries: int,
+    out: str,
+) -> None:
+    """Write an evidence bundle (format 2) that `appliance-verify bundle` checks offline.
+
+    Filters combine (an entry must match all given); --seq entries are added. The bundle holds the
+    entries with inclusion proofs, the checkpoint with its witness cosignatures, every anchored
+    checkpoint with a consistency proof and the anchor references.
+    """
+    from appliance.evidence import Selection, export_bundle
+
+    if not (subject or action or since or until or seqs):
+        raise CliError("select entries with --subject, --action, --from/--to or --seq")
+    selection = Selection(subject, action, since, until, tuple(seqs))
     with _node(ctx) as node:
-        bundle = node.ledger.evidence_bundle(list(seqs))
+        try:
+            bundle = export_bundle(node, selection, actor=_CLI_ACTOR, max_entries=max_entries)
+        except ApplianceError as exc:
+            raise CliError(str(exc)) from None
         vkey = node.vkey
-    Path(out).write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    click.echo(f"wrote {out} ({len(seqs)} entr{'y' if len(seqs) == 1 else 'ies'}); verify with:")
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    n = len(bundle["entries"])
+    cosigs = max(0, bundle["checkpoint"].count("\n\u2014 ") - 1)
+    click.echo(
+        f"wrote {out} ({n} entr{'y' if n == 1 else 'ies'}, checkpoint with {cosigs} cosignature(s), "
+        f"{len(bundle['anchors'])} anchor(s)); verify with:"
+    )
     click.echo(f"  appliance-verify bundle {out} --pubkey <file holding: {vkey}>")
 
 
@@ -427,7 +533,8 @@ def store_rotate_keys(ctx: click.Context, batch_rows: int) -> None:
         node.record(_CLI_ACTOR, "store.keys_rotated", details=report.as_dict())
     retired = ", ".join(report.retired) or "none"
     click.echo(
-        f"new field key {report.new_key_id}; re-encrypted {report.reencrypted} values; retired: {retired}"
+        f"new field key {report.new_key_id}; re-encrypted {report.reencrypted} values, re-wrapped "
+        f"{report.rewrapped} subject keys; retired: {retired}"
     )
 
 
@@ -833,6 +940,27 @@ def _register_groups() -> None:
 
     for command in (jobs, model, playbooks, triggers, consent, suppress, privacy, query):
         cli.add_command(command)
+
+    from appliance.cli_backup import backup, restore
+
+    cli.add_command(backup)
+    cli.add_command(restore)
+
+    from appliance.cli_anchor import anchor
+
+    cli.add_command(anchor)
+
+    from appliance.cli_subject import subject
+
+    cli.add_command(subject)
+
+    from appliance.cli_witness import witness
+
+    cli.add_command(witness)
+
+    from appliance.cli_metrics import metrics_group
+
+    cli.add_command(metrics_group)
 
 
 _register_groups()

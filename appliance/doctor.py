@@ -2,7 +2,7 @@
 
 It reads and never repairs: keys and their permissions, disk space, the store and its schema, the
 ledger (the full verification ``appliance ledger verify`` does), the live policy library, the
-scheduler's job history, the privacy keys. Anchoring is reported as not configured until it exists.
+scheduler's job history, the privacy keys, anchoring (and, unless --quick, whether its chain answers).
 """
 
 from __future__ import annotations
@@ -144,8 +144,95 @@ def _privacy(node: Node) -> Check:
     return Check("privacy", "ok", f"key {service._ring().current_key_id}, {len(cols)} encrypted column(s)")
 
 
-def _anchors() -> Check:
-    return Check("anchors", "warn", "external anchoring (Ethereum, Fabric) is not configured on this node")
+def _anchors(node: Node, live: bool) -> Check:
+    """Configured? How old is the last anchoring, is any pending too long or dropped and not anchored
+    again, are attempts failing; and (not --quick) does the chain answer and is our account its owner."""
+    service = node.anchoring
+    if not service.configured:
+        dep = service.deployment()
+        if dep is not None:
+            return Check(
+                "anchors",
+                "warn",
+                f"contract {dep.get('contract')} is deployed on chain {dep.get('chain_id')} but anchor.chain "
+                "is none; set it to ethereum to anchor",
+            )
+        return Check(
+            "anchors",
+            "warn",
+            "external anchoring is not configured (anchor.chain: none); see docs/anchoring.md",
+        )
+    st = service.status()
+    s = node.settings.anchor
+    where = f"{st['chain']} {st['network'] or '?'} {st['contract'] or '?'}"
+    warnings: list[str] = []
+    records = service.records()
+    uncovered = sorted(
+        {r.tree_size for r in records if r.status == "dropped" and r.tree_size > st["anchored_size"]}
+    )
+    if uncovered:
+        warnings.append(f"dropped by a reorganisation and not anchored again: sizes {uncovered}")
+    if st["failures"]:
+        warnings.append(
+            f"{st['failures']} failed attempt(s) in a row (last: {st['last_error']}); "
+            f"next try {st['next_attempt']}"
+        )
+    age = st["last_anchor_age_seconds"]
+    overdue = (s.every_minutes or 24 * 60) * 60 * 2 + s.check_seconds
+    if st["unanchored_entries"] and (age is None or age > overdue):
+        since = "nothing anchored yet" if age is None else f"last anchoring {age / 60:.0f} min ago"
+        warnings.append(f"{since}, {st['unanchored_entries']} entries wait; is the scheduler running?")
+    pending_old = [r.tree_size for r in records if r.status == "pending" and _age(r.time) > overdue]
+    if pending_old:
+        warnings.append(f"pending for long: sizes {pending_old} (too few blocks, or a stuck transaction)")
+    if live:
+        backend = service.backend()
+        info = getattr(backend, "info", None)
+        if info is not None:
+            chain = info()
+            if not chain["account_is_owner"]:
+                return Check(
+                    "anchors",
+                    "fail",
+                    f"{where}: the node's account {chain['account']} is not the contract's owner "
+                    f"{chain['owner']}; every anchoring will be refused (fix anchor.ethereum.key_file or "
+                    "deploy again)",
+                )
+            if chain["balance_wei"] == 0:
+                return Check(
+                    "anchors", "fail", f"{where}: account {chain['account']} has no ether to pay gas"
+                )
+            if chain["latest_size"] < st["anchored_size"]:
+                warnings.append(
+                    f"the chain holds size {chain['latest_size']}, less than the anchored "
+                    f"{st['anchored_size']}: a reorganisation the ledger.anchor job has not seen yet"
+                )
+            reach = f"RPC {chain['rpc']} at block {chain['head_block']}"
+        else:
+            reach = f"chain answers, latest size {backend.latest_size()}"
+    else:
+        reach = "chain not contacted (--quick)"
+    if warnings:
+        return Check("anchors", "warn", f"{where}: " + "; ".join(warnings))
+    last = (
+        f"last anchored size {st['anchored_size']} {age / 60:.0f} min ago"
+        if age is not None
+        else "nothing to anchor yet"
+    )
+    c = st["counts"]
+    return Check(
+        "anchors", "ok", f"{where}: {last}, {c['confirmed']} confirmed, {c['pending']} pending; {reach}"
+    )
+
+
+def _age(time_text: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        then = datetime.strptime(time_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - then).total_seconds()
 
 
 def run_checks(settings: Settings, *, verify_ledger: bool = True) -> Iterator[Check]:
@@ -166,7 +253,7 @@ def run_checks(settings: Settings, *, verify_ledger: bool = True) -> Iterator[Ch
         yield _guard("policy", lambda: _policy(node))
         yield _guard("scheduler", lambda: _jobs(node))
         yield _guard("privacy", lambda: _privacy(node))
-        yield _anchors()
+        yield _guard("anchors", lambda: _anchors(node, verify_ledger))
     finally:
         node.close()
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
+from appliance import logs, metrics
 from appliance.errors import NodeError
 from appliance.store import tables as t
 from appliance.store.errors import StoreError
@@ -84,6 +85,14 @@ def _release(node: Node, trigger: str) -> Mapping[str, Any]:
     return node.proactive.release_deferred()
 
 
+def _anchor(node: Node, trigger: str) -> Mapping[str, Any]:
+    return node.anchoring.tick(trigger)
+
+
+def _witness(node: Node, trigger: str) -> Mapping[str, Any]:
+    return node.witnesses.tick(trigger)
+
+
 #: What each fixed job does: ``fn(node, trigger) -> summary`` (JSON-able); ``playbook.<name>`` jobs run
 #: the playbook. A mapping, not a chain of ifs, so a test can add a job of its own.
 TARGETS: dict[str, Callable[[Node, str], Mapping[str, Any] | None]] = {
@@ -92,6 +101,16 @@ TARGETS: dict[str, Callable[[Node, str], Mapping[str, Any] | None]] = {
     "triggers.release_deferred": _release,
 }
 BUILTIN_JOBS: tuple[str, ...] = tuple(TARGETS)
+#: Fixed jobs that exist only when a setting turns them on: id → (is it on?, what it does).
+OPTIONAL: dict[str, tuple[Callable[[Node], bool], Callable[[Node, str], Mapping[str, Any] | None]]] = {
+    "ledger.anchor": (lambda node: node.settings.anchor.chain != "none", _anchor),
+    "ledger.witness": (lambda node: node.witnesses.configured, _witness),
+}
+
+
+def _optional_on(node: Node, job_id: str) -> bool:
+    entry = OPTIONAL.get(job_id)
+    return entry is not None and entry[0](node)
 
 
 def stored_job_ids(node: Node) -> list[str]:
@@ -112,7 +131,7 @@ def known_job(node: Node, job_id: str) -> bool:
     """Whether ``job_id`` names a job: a fixed one, a registered one, or one per playbook on disk."""
     if not _JOB_ID.match(job_id) or len(job_id) > _MAX_ID:
         return False
-    if job_id in TARGETS or job_id in stored_job_ids(node):
+    if job_id in TARGETS or _optional_on(node, job_id) or job_id in stored_job_ids(node):
         return True
     return job_id.startswith(_PLAYBOOK) and job_id[len(_PLAYBOOK) :] in _playbook_names(node)
 
@@ -121,7 +140,8 @@ def require_job(node: Node, job_id: str) -> None:
     """Raise :class:`UnknownJob`, listing the jobs there are, unless ``job_id`` names one."""
     if known_job(node, job_id):
         return
-    known = sorted(set(TARGETS) | set(stored_job_ids(node)))
+    optional = {j for j in OPTIONAL if _optional_on(node, j)}
+    known = sorted(set(TARGETS) | optional | set(stored_job_ids(node)))
     raise UnknownJob(
         f"no job {job_id!r}; known jobs: {', '.join(known)} (and playbook.<name> for each playbook; "
         "see `appliance jobs list`)"
@@ -132,6 +152,8 @@ def _target(job_id: str) -> Callable[[Node, str], Mapping[str, Any] | None]:
     fn = TARGETS.get(job_id)
     if fn is not None:
         return fn
+    if job_id in OPTIONAL:
+        return OPTIONAL[job_id][1]
     if job_id.startswith(_PLAYBOOK):
         name = job_id[len(_PLAYBOOK) :]
 
@@ -206,6 +228,7 @@ def record_skipped(node: Node, job_id: str, trigger: str, reason: str, **detail:
     run_id = _retried(runs.start_run, job_id, trigger)
     _retried(runs.finish_run, run_id, "skipped", detail={"reason": reason, **detail})
     _retried(runs.prune_runs, job_id, node.settings.proactive.job_history)
+    metrics.job_finished(job_id, "skipped", None)
     return run_id
 
 
@@ -227,16 +250,21 @@ def execute(node: Node, job_id: str, trigger: str) -> dict[str, Any]:
                 f"{job_id}`)"
             )
         run_id = _retried(runs.start_run, job_id, trigger)
-        try:
-            summary = fn(node, trigger)
-        except Exception as exc:  # the scheduler loop must outlive any job
-            error = _first_line(exc)
-            log.exception("job %s failed", job_id)
-            _retried(runs.finish_run, run_id, "failed", error=error)
-            node.record(_ACTOR, "job.failed", details={"job": job_id, "error": error, "trigger": trigger})
-        else:
-            detail = dict(summary) if summary is not None else None
-            _retried(runs.finish_run, run_id, "succeeded", detail=detail)
+        started = time.perf_counter()
+        # Every line logged during the run (by the job, the node, libraries) names the job and run.
+        with logs.bound(job_id=job_id, job_run=run_id, trigger=trigger):
+            try:
+                summary = fn(node, trigger)
+            except Exception as exc:  # the scheduler loop must outlive any job
+                metrics.job_finished(job_id, "failed", time.perf_counter() - started)
+                error = _first_line(exc)
+                log.exception("job %s failed", job_id)
+                _retried(runs.finish_run, run_id, "failed", error=error)
+                node.record(_ACTOR, "job.failed", details={"job": job_id, "error": error, "trigger": trigger})
+            else:
+                metrics.job_finished(job_id, "succeeded", time.perf_counter() - started)
+                detail = dict(summary) if summary is not None else None
+                _retried(runs.finish_run, run_id, "succeeded", detail=detail)
         _retried(runs.prune_runs, job_id, node.settings.proactive.job_history)
     return _run_record(node, job_id, run_id)
 

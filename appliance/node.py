@@ -12,12 +12,14 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance import metrics
 from appliance.errors import NodeError
 from appliance.keys import (
     ROLES,
@@ -38,8 +40,11 @@ from ledger.checkpoint import NoteSigner
 log = logging.getLogger("appliance.node")
 
 if TYPE_CHECKING:
+    from appliance.anchoring import AnchorService
     from appliance.privacy_service import PrivacyService
     from appliance.proactive import ProactiveService
+    from appliance.subjects import SubjectService
+    from appliance.witnesses import WitnessService
 
 __all__ = ["InitResult", "Node", "NodeError"]
 
@@ -74,7 +79,8 @@ class Node:
         self.info = dict(info)
         self.ledger = ledger
         self.keys = keys
-        self.pseudonyms = pseudonyms
+        # Customers are pseudonymised with their own subject keys from the store (crypto-shredding).
+        self.pseudonyms = pseudonyms.with_subjects(store.subjects)
         self._signer = signer
         self.store = store
         self.masking = masking
@@ -92,6 +98,11 @@ class Node:
         store.event_text_filter = self.mask_event_text
         self._proactive: ProactiveService | None = None
         self._privacy: PrivacyService | None = None
+        self._subjects: SubjectService | None = None
+        # Tokens of erased subjects are refused by de-tokenisation.
+        masking.token_revoked = store.subjects.token_revoked
+        self._anchoring: AnchorService | None = None
+        self._witnesses: WitnessService | None = None
 
     # -- layout --------------------------------------------------------------------------
     @staticmethod
@@ -173,7 +184,7 @@ class Node:
                 details={"node_id": node_id, "origin": origin, "vkey": signer.vkey(), "demo": demo},
             )
             for key in issued:
-                node.record("system:init", "key.created", details={"key_id": key.key_id, "role": key.role})
+                node.record("system:init", "apikey.created", details={"key_id": key.key_id, "role": key.role})
             node._record_profiles()
             if DEFAULT_POLICIES.is_dir():
                 node.publish_policy(DEFAULT_POLICIES, actor="system:init")
@@ -243,6 +254,7 @@ class Node:
             except BaseException:
                 node.close()
                 raise
+            node.subjects.recover_quietly()  # an erasure a crash interrupted: finish or undo it
         return node
 
     def _record_profiles(self) -> None:
@@ -356,6 +368,33 @@ class Node:
         return self._privacy
 
     @property
+    def subjects(self) -> SubjectService:
+        """Data subjects: pseudonyms, and erasure by crypto-shredding (``appliance subject erase``)."""
+        if self._subjects is None:
+            from appliance.subjects import SubjectService
+
+            self._subjects = SubjectService(self)
+        return self._subjects
+
+    @property
+    def anchoring(self) -> AnchorService:
+        """Anchoring of signed checkpoints (``anchor`` settings); the chain is contacted on first use."""
+        if self._anchoring is None:
+            from appliance.anchoring import AnchorService
+
+            self._anchoring = AnchorService(self)
+        return self._anchoring
+
+    @property
+    def witnesses(self) -> WitnessService:
+        """The witnesses cosigning this node's checkpoints (``appliance witness add``); used on demand."""
+        if self._witnesses is None:
+            from appliance.witnesses import WitnessService
+
+            self._witnesses = WitnessService(self)
+        return self._witnesses
+
+    @property
     def webhook_secret(self) -> bytes:
         """The key signing webhooks to marketing ops (created on first use for nodes older than it)."""
         path = self.paths(self.settings.data_dir)["webhook_secret"]
@@ -388,7 +427,14 @@ class Node:
         request_id: str | None = None,
     ) -> Receipt:
         """Append one entry durably; raises (and the caller's request fails) if it cannot."""
-        return self.ledger.append(actor, action, subject, details, request_id)
+        started = time.perf_counter()
+        try:
+            receipt = self.ledger.append(actor, action, subject, details, request_id)
+        except Exception:
+            metrics.append_failed()
+            raise
+        metrics.entry_appended(actor, action, details, time.perf_counter() - started)
+        return receipt
 
     def _train_demo_models(self) -> None:
         """A demo node's model playbooks get a live model trained on the demo history, so their

@@ -321,6 +321,8 @@ class PrivacyService:
                 and (bound is None or float(bound) == float(existing.bound))
                 # new rows with nulls need a validity mask the column does not have: encrypt anew
                 and (existing.nullable or not np.isnan(values[new]).any())
+                # rows gone from the store (erased subjects) cannot be taken out of packed ciphertexts
+                and bool(np.isin(existing.row_ids, ids).all())
             ):
                 appended = int(new.sum())
                 col = existing
@@ -407,6 +409,62 @@ class PrivacyService:
         if not base.is_dir():
             return []
         return [self._info(table, d.name) for d in sorted(base.iterdir()) if (d / "manifest.json").exists()]
+
+    def refresh_columns(self, *, actor: str, table: str = "customers") -> list[str]:
+        """After an erasure: take rows the store no longer has out of encrypted columns and weights.
+
+        A packed CKKS/BFV ciphertext cannot lose one slot, so a column that holds a removed row is
+        encrypted anew from the store with its own scheme, kind, buckets, bound and segmentation (each
+        recorded as ``privacy.column_encrypted``); weight vectors are rewritten without the removed ids
+        (``privacy.weights_pruned``). Returns the names of what was rewritten.
+        """
+        columns, vectors = self.columns(table), self.weight_vectors()
+        if not columns and not vectors:
+            return []
+        current = self._node.store.proactive.customers_frame([]).index.to_numpy(dtype=np.int64)
+        done: list[str] = []
+        for info in columns:
+            col = self._load(table, info.name)
+            ids = (
+                col.row_ids
+                if isinstance(col, EncryptedColumn)
+                else np.fromiter(col.records, dtype=np.int64, count=len(col.records))
+            )
+            if np.isin(ids, current).all():
+                continue
+            self.encrypt(
+                table,
+                info.name,
+                scheme=info.scheme,
+                kind=info.kind if info.scheme != "paillier" else "value",
+                buckets=info.buckets,
+                bound=info.bound,
+                segment_by=list(info.visible),
+                actor=actor,
+            )
+            done.append(f"{table}.{info.name}")
+        for vector in vectors:
+            ids, w = self._weights(vector["name"])
+            keep = np.isin(ids, current)
+            if keep.all():
+                continue
+            tmp = self.weights_dir / f".{vector['name']}.npz"
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ids=ids[keep].astype(np.int64), weights=w[keep])
+            tmp.replace(self.weights_dir / f"{vector['name']}.npz")
+            kept = ids[keep].astype("<i8").tobytes() + w[keep].astype("<f8").tobytes()
+            self._node.record(
+                actor,
+                "privacy.weights_pruned",
+                details={
+                    "name": vector["name"],
+                    "rows": int(keep.sum()),
+                    "removed": int((~keep).sum()),
+                    "sha256": hashlib.sha256(kept).hexdigest(),
+                },
+            )
+            done.append(f"weights.{vector['name']}")
+        return done
 
     # -- DOT weight vectors ----------------------------------------------------------------------------
     def set_weights(

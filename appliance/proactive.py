@@ -402,12 +402,13 @@ class ProactiveService:
         customers: int,
         events: int,
     ) -> None:
-        pseudonym = self._node.pseudonyms.pseudonym
+        # The bulk form: one read of the subject keys for the whole run, not one per trigger.
+        names = self._node.pseudonyms.pseudonyms("cust", [str(r["customer_id"]) for r in rows])
         records = [
             Record(
                 actor,
                 _STATUS_ACTION[r["status"]],
-                [pseudonym("cust", str(r["customer_id"]))],
+                [name],
                 {
                     "trigger": tid,
                     "playbook": pb.name,
@@ -417,7 +418,7 @@ class ProactiveService:
                     "gate": r["suppressed_by"],
                 },
             )
-            for tid, r in zip(ids, rows, strict=True)
+            for tid, r, name in zip(ids, rows, names, strict=True)
         ]
         counts: dict[str, int] = {}
         for r in rows:
@@ -489,9 +490,10 @@ class ProactiveService:
         contact = _CONTACT_FIELDS.get(channel, ())
         records = node.store.get_customers(customer_ids, fields=(*contact, "preferred_language"))
         fields_map = node.masking_fields()
+        refs = dict(zip(records, node.pseudonyms.pseudonyms("cust", [str(c) for c in records]), strict=True))
         out: dict[int, dict[str, Any]] = {}
         for cid, record in records.items():
-            subject = node.pseudonyms.pseudonym("cust", str(cid))
+            subject = refs[cid]
             fields = {k: record[k] for k in contact if record.get(k)}
             masked = (
                 node.masking.mask_record(

@@ -48,6 +48,7 @@ __all__ = [
     "build_scheduler",
     "cron_trigger",
     "describe_trigger",
+    "ensure_job",
     "job_specs",
     "list_jobs",
     "pause_job",
@@ -222,7 +223,7 @@ def describe_trigger(trigger: BaseTrigger) -> str:
 # -- the jobs the node asks for ------------------------------------------------------------------------
 def _builtin_specs(node: Node) -> list[JobSpec]:
     s = node.settings
-    return [
+    specs = [
         JobSpec(
             "ledger.checkpoint",
             "sign a ledger checkpoint when the log grew",
@@ -239,6 +240,23 @@ def _builtin_specs(node: Node) -> list[JobSpec]:
             IntervalTrigger(seconds=RELEASE_EVERY_SECONDS, timezone=UTC),
         ),
     ]
+    if s.anchor.chain != "none":
+        specs.append(
+            JobSpec(
+                "ledger.anchor",
+                f"anchor signed checkpoints to {s.anchor.chain} when due; follow their confirmations",
+                IntervalTrigger(seconds=s.anchor.check_seconds, timezone=UTC),
+            )
+        )
+    if node.witnesses.configured:
+        specs.append(
+            JobSpec(
+                "ledger.witness",
+                "push new signed checkpoints to the witnesses and keep their cosignatures",
+                IntervalTrigger(seconds=s.witness.check_seconds, timezone=UTC),
+            )
+        )
+    return specs
 
 
 def job_specs(node: Node, playbooks: Mapping[str, PlaybookLike] | None = None) -> list[JobSpec]:
@@ -468,6 +486,18 @@ def _job_dict(node: Node, job_id: str, name: str, trigger: BaseTrigger, job: Job
         "scheduled": job is not None,
         "last_run": last_run(node, job_id),
     }
+
+
+def ensure_job(node: Node, job_id: str) -> bool:
+    """Store a fixed job that the node's configuration has just turned on (``appliance witness add``),
+    so a running scheduler runs it from its next look at the store, without a restart. True if added."""
+    for spec in _builtin_specs(node):
+        if spec.id == job_id:
+            with _control(node) as scheduler:
+                if scheduler.get_job(job_id) is None:
+                    scheduler.add_job(RUN_JOB, trigger=spec.trigger, args=[job_id], id=job_id, name=spec.name)
+                    return True
+    return False
 
 
 def list_jobs(node: Node) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from appliance.errors import SettingsError
@@ -41,6 +41,11 @@ class NodeSettings(_Section):
     )
 
 
+class RoleRateLimit(_Section):
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=10_000_000)
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -48,6 +53,40 @@ class ServerSettings(_Section):
     threads: int = Field(8, ge=1, le=256)
     timeout: int = Field(30, ge=1, le=3600)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    rate_limit_per_second: float = Field(
+        1000.0, ge=0, le=1_000_000, description="requests per second per API key and worker; 0: no limit"
+    )
+    rate_limit_burst: int = Field(2000, ge=1, le=10_000_000, description="requests one key may send at once")
+    rate_limit_roles: dict[str, RoleRateLimit] = Field(
+        {}, description="per-role overrides, e.g. {analyst: {per_second: 5, burst: 20}}"
+    )
+    failed_auth_per_minute: float = Field(
+        30.0, ge=0, le=1_000_000, description="failed authentications per source address and worker; 0: off"
+    )
+    failed_auth_burst: int = Field(30, ge=1, le=1_000_000)
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS only")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file (mode 0600)")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)"
+    )
+
+    @field_validator("rate_limit_roles")
+    @classmethod
+    def _known_roles(cls, v: dict[str, RoleRateLimit]) -> dict[str, RoleRateLimit]:
+        from appliance.keys import ROLES
+
+        unknown = sorted(set(v) - set(ROLES))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} are not roles; use some of {', '.join(ROLES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file (mutual TLS is TLS)")
+        return self
 
 
 class LedgerSettings(_Section):
@@ -69,6 +108,22 @@ class LoggingSettings(_Section):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+
+class MetricsSettings(_Section):
+    token_file: Path | None = Field(
+        None,
+        description="0600 file holding the bearer token Prometheus scrapes /metrics with (admin keys work "
+        "too); unset: <data_dir>/keys/metrics.token once `appliance metrics token` has made it",
+    )
+    multiprocess_dir: Path | None = Field(
+        None,
+        description="where gunicorn workers and the scheduler keep their samples (emptied by `appliance "
+        "serve`); unset: a new temporary directory per run",
+    )
+    state_cache_seconds: float = Field(
+        10.0, ge=0, le=3600, description="ledger size and trigger counts are read at most this often"
+    )
 
 
 class MaskingSettings(_Section):
@@ -142,6 +197,96 @@ class PrivacySettings(_Section):
     )
 
 
+class EthereumAnchorSettings(_Section):
+    rpc_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="JSON-RPC endpoint (http(s)://host:port/...); unset: the one `appliance anchor deploy` "
+        "recorded in <data_dir>/anchor.json",
+    )
+    key_file: Path | None = Field(
+        None,
+        description="0600 file holding the account's private key (hex); unset: <data_dir>/keys/"
+        "anchor-ethereum.key, which `appliance anchor deploy` installs",
+    )
+    contract: str | None = Field(
+        None,
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="anchor contract address; unset: the one `appliance anchor deploy` recorded",
+    )
+    chain_id: int | None = Field(
+        None, ge=1, description="refuse to anchor unless the endpoint serves this chain"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="limit on one RPC request")
+    receipt_timeout_seconds: float = Field(
+        120.0, gt=0, le=3600, description="how long one anchoring waits for its transaction to be mined"
+    )
+
+
+class FabricAnchorSettings(_Section):
+    endpoint: str | None = Field(None, description="Fabric Gateway peer, host:port")
+    channel: str | None = None
+    chaincode: str | None = Field(None, description="name of the anchor chaincode on the channel")
+    msp_id: str | None = Field(None, description="the organisation's MSP id, e.g. Org1MSP")
+    cert_file: Path | None = Field(None, description="PEM X.509 certificate of the node's identity")
+    key_file: Path | None = Field(None, description="PEM P-256 private key of that identity (mode 0600)")
+    tls_ca_file: Path | None = Field(None, description="PEM CA of the peer's TLS certificate; unset: no TLS")
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
+class AnchorSettings(_Section):
+    chain: Literal["none", "ethereum", "fabric"] = Field(
+        "none", description="where signed checkpoints are anchored; none: nowhere (no ledger.anchor job)"
+    )
+    every_minutes: int = Field(
+        60, ge=0, le=10_080, description="anchor this often when the log grew; 0: only by every_entries"
+    )
+    every_entries: int = Field(
+        0, ge=0, description="also anchor once this many entries arrived since the last anchoring; 0: off"
+    )
+    check_seconds: int = Field(
+        60, ge=1, le=3600, description="how often the ledger.anchor job looks (confirmations, due anchorings)"
+    )
+    confirmations: int = Field(12, ge=1, le=10_000, description="blocks on top before an anchor is confirmed")
+    retry_backoff_seconds: float = Field(
+        30.0, gt=0, le=86_400, description="first retry delay, doubled per try"
+    )
+    retry_backoff_cap_seconds: float = Field(3600.0, gt=0, le=86_400)
+    ethereum: EthereumAnchorSettings = EthereumAnchorSettings()
+    fabric: FabricAnchorSettings = FabricAnchorSettings()
+
+    @model_validator(mode="after")
+    def _some_schedule(self) -> AnchorSettings:
+        if self.every_minutes == 0 and self.every_entries == 0:
+            raise ValueError("every_minutes and every_entries are both 0, so nothing would ever be anchored")
+        return self
+
+
+class WitnessSettings(_Section):
+    check_seconds: int = Field(
+        60, ge=5, le=86_400, description="how often the ledger.witness job pushes checkpoints to witnesses"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="limit on one request to a witness")
+
+
+class ConsoleSettings(_Section):
+    session_minutes: int = Field(
+        30, ge=1, le=1440, description="a console session ends after this many minutes without a request"
+    )
+    session_max_hours: int = Field(
+        12, ge=1, le=168, description="and this many hours after sign-in however active it is"
+    )
+    max_form_bytes: int = Field(
+        65_536, ge=1024, le=16 * 1_048_576, description="larger console form posts are refused with 413"
+    )
+    failed_signins_recorded_per_minute: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="failed sign-ins recorded in the ledger per minute and worker; all of them are logged",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one node."""
 
@@ -160,6 +305,10 @@ class Settings(BaseSettings):
     masking: MaskingSettings = MaskingSettings()
     proactive: ProactiveSettings = ProactiveSettings()
     privacy: PrivacySettings = PrivacySettings()
+    anchor: AnchorSettings = AnchorSettings()
+    witness: WitnessSettings = WitnessSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -232,7 +381,7 @@ def _explain(exc: ValidationError, env: Mapping[str, str], user: str | os.PathLi
         if err["type"] == "extra_forbidden":
             fix = (
                 "remove it or check its spelling "
-                "(sections: node, server, ledger, logging, masking, store, proactive)"
+                "(sections: node, server, ledger, logging, masking, store, proactive, privacy, anchor)"
             )
             lines.append(f"setting {key} (from {source}) is not a known setting: {fix}")
         else:

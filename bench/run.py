@@ -22,6 +22,8 @@ BENCHES = [
     ["bench_webhook.py", *QUICK],
     ["bench_proactive.py", *QUICK],
     ["bench_privacy.py", *QUICK],
+    # HTTP load through gunicorn with wrk (15 s per case; the 10-minute soak: bench_load.py --soak 600).
+    ["bench_load.py", *QUICK],
 ]
 
 print(

@@ -10,11 +10,19 @@ from __future__ import annotations
 __all__ = [
     "ChainBroken",
     "CheckpointInvalid",
+    "ConsistencyUnproven",
+    "CosignatureInvalid",
+    "CosignatureMissing",
     "EntryInvalid",
     "LedgerClosed",
     "LedgerCorrupt",
     "LedgerError",
+    "LogSignatureInvalid",
     "ProofUnavailable",
+    "UnknownLog",
+    "WitnessConflict",
+    "WitnessError",
+    "WitnessRequestInvalid",
 ]
 
 
@@ -44,3 +52,44 @@ class CheckpointInvalid(LedgerError):
 
 class LedgerClosed(LedgerError):
     """An append was attempted on a ledger that has been closed."""
+
+
+class CosignatureInvalid(CheckpointInvalid):
+    """A witness cosignature is missing from a checkpoint, malformed, or does not verify."""
+
+
+class CosignatureMissing(CosignatureInvalid):
+    """The checkpoint carries no cosignature line by that witness key (nothing was altered)."""
+
+
+class WitnessError(LedgerError):
+    """Root of what a witness refuses to cosign (c2sp.org/tlog-witness); the subclass says why."""
+
+
+class WitnessRequestInvalid(WitnessError):
+    """The add-checkpoint request is malformed (syntax, old size above the checkpoint's size)."""
+
+
+class UnknownLog(WitnessError):
+    """The witness is not configured with a key for the checkpoint's origin."""
+
+
+class LogSignatureInvalid(WitnessError):
+    """The checkpoint is not validly signed by the log key the witness trusts for its origin."""
+
+
+class WitnessConflict(WitnessError):
+    """The old size is not the size the witness last cosigned, or the same size has another root.
+
+    ``size`` is the witness's size, which the log retries from (a different root at the same size
+    is a fork: retrying cannot help).
+    """
+
+    def __init__(self, message: str, size: int, *, fork: bool = False) -> None:
+        super().__init__(message)
+        self.size = size
+        self.fork = fork
+
+
+class ConsistencyUnproven(WitnessError):
+    """The consistency proof does not prove the witness's last checkpoint is a prefix of the new one."""

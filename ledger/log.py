@@ -64,6 +64,8 @@ from ledger.segment import (
     FRAME_HEADER,
     HEADER_SIZE,
     MAGIC,
+    Defect,
+    Frame,
     encode_frames,
     parse_segment_name,
     read_header,
@@ -202,6 +204,7 @@ class Ledger:
         self._ckps: list[tuple[int, int, int]] = []
         self._ckp_end = len(CHECKPOINT_MAGIC)
         self._latest_ckp: SignedCheckpoint | None = None
+        self._last_time: tuple[int, str] | None = None  # (seq, time) of the last entry written
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -524,7 +527,9 @@ class Ledger:
             self._recover(full=False)
             if self._seg_offset >= self._max_segment_bytes:
                 self._roll_segment()
-            stamp = utc_timestamp()
+            # Never earlier than the entry before (the wall clock may step back): searches by time
+            # bisect on seq (appliance.ledger_query), which needs times that never decrease.
+            stamp = max(utc_timestamp(), self._tail_time())
             first = self._w_size
             prev = self._prev
             old_offset = self._seg_offset
@@ -552,7 +557,17 @@ class Ledger:
             self._size = self._w_size = seq
             self._prev, self._frontier = prev, frontier
             self._seg_offset = off
+            self._last_time = (seq - 1, stamp)
             return BatchReceipt(first, seq - first, leaves, stamp)
+
+    def _tail_time(self) -> str:
+        """Time of the last entry (writer state; "" for an empty log), read once after a recovery."""
+        last = self._w_size - 1
+        if last < 0:
+            return ""
+        if self._last_time is None or self._last_time[0] != last:
+            self._last_time = (last, parse_entry(self.raw_entry(last)).time)
+        return self._last_time[1]
 
     def _undo(self, size: int, offset: int) -> None:
         try:
@@ -622,18 +637,27 @@ class Ledger:
             raise LedgerCorrupt(f"{self._segdir}: the first segment starts at entry {firsts[0]}, not 0")
         tail_first = firsts[-1]
         tail_path = os.path.join(self._segdir, segment_name(tail_first))
+        incremental = not full and repair and self._seg_start == tail_first and self._seg_fd >= 0
+        start_seq, start_off = (self._w_size, self._seg_offset) if incremental else (tail_first, HEADER_SIZE)
         with open(tail_path, "rb") as fh:
-            data = fh.read()
-        if read_header(data, tail_path) != tail_first:
-            raise LedgerCorrupt(f"{tail_path}: its header names a different first entry than its file name")
+            if read_header(fh.read(HEADER_SIZE), tail_path) != tail_first:
+                raise LedgerCorrupt(
+                    f"{tail_path}: its header names a different first entry than its file name"
+                )
+            # Only what follows the known end: another process's appends. Reading the whole segment
+            # (up to max_segment_bytes) on every commit made each append cost more as the segment grew.
+            fh.seek(start_off)
+            rest = fh.read()
+        data_end = start_off + len(rest)
         if tree_n < tail_first:
             raise LedgerCorrupt(
                 f"tree.bin covers {tree_n} entries but segment {segment_name(tail_first)} starts at entry "
                 f"{tail_first}; run `appliance ledger verify` and restore from a backup"
             )
-        incremental = not full and repair and self._seg_start == tail_first and self._seg_fd >= 0
-        start_seq, start_off = (self._w_size, self._seg_offset) if incremental else (tail_first, HEADER_SIZE)
-        frames, defect = scan(data, start_off)
+        frames, defect = scan(rest, 0)
+        if start_off:
+            frames = [Frame(f.offset + start_off, f.payload) for f in frames]
+            defect = Defect(defect.offset + start_off, defect.reason) if defect is not None else None
         # Entries the tree already covers were acknowledged: they must match it exactly.
         n_acked = max(0, min(len(frames), tree_n - start_seq))
         sha = hashlib.sha256
@@ -662,7 +686,7 @@ class Ledger:
             valid += 1
         total = start_seq + valid
         if total < tree_n:
-            where = frames[valid].offset if valid < len(frames) else (defect.offset if defect else len(data))
+            where = frames[valid].offset if valid < len(frames) else (defect.offset if defect else data_end)
             reason = defect.reason if defect and valid == len(frames) else "it does not continue the chain"
             raise LedgerCorrupt(
                 f"acknowledged entry {total} in {segment_name(tail_first)} at offset {where} is damaged "
@@ -671,7 +695,7 @@ class Ledger:
             )
         self._seg_first = firsts
         end_off = frames[valid - 1].end if valid else start_off
-        if end_off < len(data):
+        if end_off < data_end:
             os.truncate(tail_path, end_off)  # torn, unacknowledged tail
         if self._seg_start != tail_first or self._seg_fd < 0:
             if self._seg_fd >= 0:

@@ -13,13 +13,26 @@ The argument gets the parsed JSON; case ids are the file paths (relative to the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
+_RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_recursion_limit() -> None:
+    """Every test starts with the interpreter's own recursion limit.
+
+    py_ecc and py-evm (imported by the Ethereum anchoring tests) raise it process-wide at import, and
+    with a raised limit the tests that feed deeply nested input to a parser overflow the C stack (a
+    segfault) instead of seeing the RecursionError the code turns into a clear refusal.
+    """
+    sys.setrecursionlimit(_RECURSION_LIMIT)
 
 
 def load_vector(relpath: str | Path) -> Any:
@@ -64,3 +77,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 [load_vector(p.relative_to(VECTORS_DIR)) for p in paths],
                 ids=[str(p.relative_to(base)) for p in paths],
             )
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[str]:
+    """A real local Ethereum node (anvil) on 127.0.0.1 and a free port for the session; its RPC URL.
+
+    Accounts: ``support.anvil.Anvil.new_account`` funds a random one through ``anvil_setBalance``.
+    """
+    from support.anvil import Anvil, anvil_binary
+
+    if anvil_binary() is None:
+        pytest.skip("anvil is not installed (.tools/node_modules/.bin/anvil); `make tools` installs it")
+    node = Anvil.start()
+    try:
+        yield node.url
+    finally:
+        node.close()

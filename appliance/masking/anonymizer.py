@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.masking.entities import ENTITY_TYPES, Finding
 from appliance.masking.errors import MaskingError, UnknownEntityType
 from appliance.masking.operators import MaskingKeys, OperatorContext, detokenize
+from appliance.masking.operators.token import token_for
 from appliance.masking.profiles import Profile, ProfileSet
 
 if TYPE_CHECKING:
@@ -277,10 +278,14 @@ class Anonymizer:
 
     # -- tokens ----------------------------------------------------------------------------------------
 
-    def detokenize(self, token: str) -> tuple[str, str]:
+    def detokenize(self, token: str, revoked: Callable[[str], bool] | None = None) -> tuple[str, str]:
         """``(entity_type, value)`` of a token; TokenError (opaque) for anything not issued here.
 
         The caller checks the role (``ProfileSet.may_detokenize``) and records the call in the ledger
-        before the value is returned to anyone.
+        before the value is returned to anyone. ``revoked``: tokens of erased subjects (refused).
         """
-        return detokenize(token, self._keys)
+        return detokenize(token, self._keys, revoked)
+
+    def token(self, value: str, entity_type: str) -> str:
+        """The reversible token of one value (what the ``token`` operator shows), e.g. to revoke it."""
+        return token_for(value, entity_type, self._keys)

@@ -8,7 +8,7 @@ service returns (counts per type, the profile version) in the ledger before the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,8 @@ class MaskingService:
         self.anonymizer = Anonymizer(profiles, keys)
         self.default_region = default_region
         self.max_text_chars = max_text_chars
+        #: The revocation list of erased subjects' tokens (the node sets it from the store).
+        self.token_revoked: Callable[[str], bool] | None = None
         declared = {p.region for p in profiles.profiles}
         groups = profiles.region_groups
         self.regions: frozenset[str] = frozenset(
@@ -202,4 +204,8 @@ class MaskingService:
         allowed = self.profiles.detokenize_roles
         if role not in allowed:
             raise NotPermitted(f"role {role!r} may not de-tokenise; allowed: {', '.join(sorted(allowed))}")
-        return self.anonymizer.detokenize(token)
+        return self.anonymizer.detokenize(token, self.token_revoked)
+
+    def token(self, value: str, entity_type: str) -> str:
+        """The reversible token ``value`` gets as ``entity_type`` (erasure revokes a subject's tokens)."""
+        return self.anonymizer.token(value, entity_type)

@@ -13,6 +13,8 @@ import atexit
 from flask import Flask, Response
 
 from appliance.node import Node
+from appliance.server.auth import init_auth
+from appliance.server.bodylimit import init_body_limit
 from appliance.server.context import EXTENSION, init_request_context
 from appliance.server.errors import register_error_handlers
 from appliance.server.routes import BLUEPRINTS
@@ -34,10 +36,16 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> Fl
     app.extensions[EXTENSION] = node
     app.extensions["appliance.owns_node"] = owned
     init_request_context(app)
+    init_auth(app, settings)
+    init_body_limit(app)
     app.after_request(_security_headers)
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    # The web console (HTML, its own CSP and session); imported here so the JSON API alone needs no Jinja.
+    from appliance.server.console import bp as console
+
+    app.register_blueprint(console)
     return app
 
 

@@ -20,7 +20,20 @@ from flask import Flask, Response, current_app, request
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from appliance.errors import ApplianceError
+from appliance.errors import (
+    ApiKeyStateError,
+    ApplianceError,
+    BackupError,
+    BackupExists,
+    BackupInvalid,
+    ErasurePending,
+    ErasureRefused,
+    LedgerQueryInvalid,
+    NothingSelected,
+    UnknownApiKey,
+    UnknownWitness,
+    WitnessConfigError,
+)
 from appliance.jobs import JobBusy, JobError, UnknownJob
 from appliance.masking import (
     MaskingError,
@@ -47,14 +60,21 @@ from appliance.server.context import request_id
 from appliance.store.errors import RecordInvalid, StoreError, UnknownCustomer
 from appliance.store.privacy import UnknownQuery
 from appliance.store.proactive import OutcomeConflict, UnknownTrigger
+from appliance.store.subjects import ErasureConflict
+from ledger.anchors import AnchorError, AnchorMismatch, AnchorRejected, AnchorUnavailable
 from ledger.errors import (
     ChainBroken,
     CheckpointInvalid,
+    ConsistencyUnproven,
     EntryInvalid,
     LedgerClosed,
     LedgerCorrupt,
     LedgerError,
+    LogSignatureInvalid,
     ProofUnavailable,
+    UnknownLog,
+    WitnessConflict,
+    WitnessRequestInvalid,
 )
 from policy import (
     LibraryInvalid,
@@ -92,6 +112,7 @@ class Kind:
     slug: str
     title: str
     expose: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 _UNAVAILABLE = Kind(503, "ledger-unavailable", "Ledger unavailable")
@@ -100,6 +121,19 @@ _UNAVAILABLE = Kind(503, "ledger-unavailable", "Ledger unavailable")
 ERRORS: Mapping[type[BaseException], Kind] = {
     EntryInvalid: Kind(422, "invalid-entry", "Entry refused by the ledger", expose=True),
     ProofUnavailable: Kind(404, "not-in-log", "Not in the log", expose=True),
+    # A witness (c2sp.org/tlog-witness): the statuses are the protocol's (409 is answered by its route).
+    WitnessRequestInvalid: Kind(400, "bad-witness-request", "Malformed add-checkpoint request", expose=True),
+    UnknownLog: Kind(404, "unknown-log", "Log not followed by this witness", expose=True),
+    LogSignatureInvalid: Kind(403, "log-signature-invalid", "Checkpoint not signed by the log", expose=True),
+    ConsistencyUnproven: Kind(422, "consistency-unproven", "Consistency proof does not verify", expose=True),
+    WitnessConflict: Kind(409, "witness-conflict", "Checkpoint conflicts with the witness's", expose=True),
+    # Anchoring: the chain is down or busy (retry), refused the transaction, or holds another root.
+    AnchorUnavailable: Kind(
+        503, "anchor-unavailable", "Anchor chain unavailable", expose=True, headers=(("Retry-After", "30"),)
+    ),
+    AnchorRejected: Kind(409, "anchor-rejected", "Anchoring refused by the chain", expose=True),
+    AnchorMismatch: Kind(409, "anchor-mismatch", "Chain holds another root", expose=True),
+    AnchorError: Kind(409, "anchoring-refused", "Anchoring not possible", expose=True),
     ChainBroken: _UNAVAILABLE,
     CheckpointInvalid: _UNAVAILABLE,
     LedgerCorrupt: _UNAVAILABLE,
@@ -142,7 +176,21 @@ ERRORS: Mapping[type[BaseException], Kind] = {
     CiphertextInvalid: Kind(409, "ciphertext-invalid", "Ciphertext fails its integrity check", expose=True),
     KeyUnavailable: Kind(409, "keys-unavailable", "Privacy keys unavailable", expose=True),
     PrivacyError: Kind(422, "privacy-refused", "Privacy query refused", expose=True),
+    ErasureConflict: Kind(409, "erasure-conflict", "Erasure already under way", expose=True),
+    ErasureRefused: Kind(422, "erasure-refused", "Erasure refused", expose=True),
+    # The subject.erased entry is durable; the store part is finished by recovery (the message says so).
+    ErasurePending: Kind(503, "erasure-pending", "Erasure recorded, not finished", expose=True),
     StoreError: Kind(503, "store-unavailable", "Store unavailable"),
+    BackupExists: Kind(409, "backup-exists", "Backup exists", expose=True),
+    BackupInvalid: Kind(422, "invalid-backup", "Invalid backup request", expose=True),
+    # pg_dump failing, the disk filling up: the operator's job (the log has the reason, not the body).
+    BackupError: Kind(503, "backup-unavailable", "Backup failed"),
+    UnknownApiKey: Kind(404, "unknown-api-key", "Unknown API key", expose=True),
+    NothingSelected: Kind(404, "nothing-selected", "No entry matches", expose=True),
+    LedgerQueryInvalid: Kind(422, "invalid-ledger-query", "Ledger search refused", expose=True),
+    UnknownWitness: Kind(404, "unknown-witness", "Unknown witness", expose=True),
+    WitnessConfigError: Kind(422, "witness-refused", "Witness configuration refused", expose=True),
+    ApiKeyStateError: Kind(409, "api-key-conflict", "API key state does not allow this", expose=True),
     # The node's own state (keys, settings) went bad under a running server: an operator's job.
     ApplianceError: Kind(503, "node-unavailable", "Node unavailable"),
     # Storage failures (including reads on a ledger whose files were closed) are transient to a client.
@@ -273,9 +321,11 @@ def handle_exception(exc: Exception) -> Response:
     if kind.expose:
         # Caller errors: the type is enough in the log (the message may echo what the caller sent).
         log.info("problem %s %s (%s) request_id=%s", kind.status, kind.slug, type(exc).__name__, request_id())
-        return problem_response(kind, str(exc))
+        return problem_response(kind, str(exc), headers=dict(kind.headers))
     log.error("%s request_id=%s", kind.slug, request_id(), exc_info=exc)
-    return problem_response(kind, f"{kind.title.lower()}; quote the request id to the node's operator")
+    return problem_response(
+        kind, f"{kind.title.lower()}; quote the request id to the node's operator", headers=dict(kind.headers)
+    )
 
 
 def register_error_handlers(app: Flask) -> None:

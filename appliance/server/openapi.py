@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from appliance.server.auth import authorize, check_roles
+from appliance.server.bodylimit import MAX_JSON_DEPTH, json_too_deep
 from appliance.server.errors import PROBLEM_MEDIA_TYPE, HTTPProblem, Problem
 
 __all__ = ["PUBLIC", "Operation", "build_document", "operation"]
@@ -48,6 +49,7 @@ class Operation:
     response: type[BaseModel] | None = None
     status: int = 200
     media: Mapping[str, Any] = field(default_factory=dict)  # other response media types → schema
+    problems: Mapping[int, str] = field(default_factory=dict)  # statuses of the view's own domain errors
 
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
@@ -66,8 +68,12 @@ def _json_body() -> Any:
     if not request.is_json:
         detail = "send the body as JSON with 'Content-Type: application/json'"
         raise HTTPProblem(415, "unsupported-media-type", "Unsupported media type", detail)
+    body = request.get_data(cache=True)
+    if json_too_deep(body):
+        detail = f"the body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+        raise HTTPProblem(400, "invalid-json", "Invalid JSON", detail)
     try:
-        return json.loads(request.get_data(cache=True), parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise HTTPProblem(400, "invalid-json", "Invalid JSON", "the body is not valid JSON") from None
 
@@ -90,10 +96,13 @@ def operation(
     response: type[BaseModel] | None = None,
     status: int = 200,
     media: Mapping[str, Any] | None = None,
+    problems: Mapping[int, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a view: checks roles, then validates and passes ``path=``, ``query=``, ``body=`` models."""
     checked = None if roles is None else check_roles(roles)
-    op = Operation(summary, checked, path, query, body, response, status, dict(media or {}))
+    op = Operation(
+        summary, checked, path, query, body, response, status, dict(media or {}), dict(problems or {})
+    )
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -124,18 +133,36 @@ def _version() -> str:
 
 def _problems(op: Operation) -> dict[int, str]:
     codes = {503: "Ledger or storage unavailable"}
+    # Domain errors reach the client through the one table in errors.py, whichever view raised them, so
+    # every operation lists the statuses that table and werkzeug use; more specific texts follow.
+    codes |= {
+        400: "Invalid request",
+        404: "Not found",
+        409: "Conflicts with the node's current state",
+        413: "Body too large",
+        422: "Request refused",
+    }
     if op.roles is not None:
         codes |= {401: "Missing, unknown or revoked API key", 403: "Role not allowed"}
+        codes |= {429: "Over the key's rate limit, or too many failed authentications (see Retry-After)"}
     if op.path is not None or op.query is not None:
         codes |= {400: "Invalid parameter", 404: "Not found or not in the log"}
     if op.body is not None:
         codes |= {400: "Invalid JSON", 413: "Body too large", 415: "Body is not JSON", 422: "Invalid body"}
-    return codes
+    return codes | dict(op.problems)
+
+
+#: Endpoints (or blueprints, before the dot) that are not the API: Flask's static files, the HTML console.
+_UNDOCUMENTED = frozenset({"static", "console"})
 
 
 def build_document(app: Flask) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route in ``app`` (routes without :func:`operation` get a stub)."""
-    rules = sorted((r for r in app.url_map.iter_rules() if r.endpoint != "static"), key=lambda r: r.rule)
+    """The OpenAPI 3.1 document of every route in ``app`` (routes without :func:`operation` get a stub).
+
+    The web console's pages (``console.*``, HTML for people) are not part of the API it documents.
+    """
+    documented = (r for r in app.url_map.iter_rules() if r.endpoint.partition(".")[0] not in _UNDOCUMENTED)
+    rules = sorted(documented, key=lambda r: r.rule)
     ops = {r.endpoint: getattr(app.view_functions[r.endpoint], "openapi", None) for r in rules}
     wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Problem, "serialization")}
     for op in filter(None, ops.values()):

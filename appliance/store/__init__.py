@@ -16,6 +16,7 @@ from appliance.store.errors import (
     StoreError,
     StoreUnavailable,
     UnknownCustomer,
+    UnknownSubject,
 )
 from appliance.store.importer import ImportReport, import_file
 from appliance.store.schema import SCHEMA_FILE, CustomerSchema, FieldSpec
@@ -42,6 +43,7 @@ __all__ = [
     "StoreUnavailable",
     "Transcript",
     "UnknownCustomer",
+    "UnknownSubject",
     "import_file",
     "load_demo",
 ]

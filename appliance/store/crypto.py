@@ -11,6 +11,12 @@ rotation (``appliance store rotate-keys``) starts a fresh key long before that.
 
 Every failure to open a value raises the same opaque :class:`FieldKeyError`: whether
 the key was missing, the tag wrong or the row moved is not for a caller to learn.
+
+A customer's values are sealed under a data key that needs BOTH the field key and the customer's
+own subject key: HKDF-SHA-256 with the field key as salt and the subject key as input. The subject
+key (32 random bytes) is stored wrapped by a field key (:meth:`FieldCipher.wrap`); deleting it
+(erasure) leaves every copy of the customer's ciphertexts, backups included, unopenable, while a
+rotation of the field keys still renews every data key.
 """
 
 from __future__ import annotations
@@ -29,13 +35,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from appliance.errors import KeyFileError
 from appliance.keys import read_secret, write_secret
 from appliance.store.errors import FieldKeyError
 
-__all__ = ["FieldCipher", "FieldKey", "Keyring", "Sealed", "associated_data"]
+__all__ = ["SUBJECT_KEY_BYTES", "FieldCipher", "FieldKey", "Keyring", "Sealed", "associated_data"]
+
+#: Length of a subject key (random, one per customer).
+SUBJECT_KEY_BYTES = 32
+#: HKDF label of the per-subject data keys; a new label is a new derivation, never reuse one.
+_SUBJECT_INFO = b"appliance/store/v1/subject-data-key"
 
 _FORMAT = "appliance-field-keys/1"
 _NONCE = 12
@@ -231,15 +244,25 @@ class FieldCipher:
         self.keyring = keyring
         self._aead: dict[str, AESGCM] = {}
 
-    def _cipher(self, key_id: str) -> AESGCM | None:
+    def _material(self, key_id: str) -> bytes | None:
+        material = self.keyring.material(key_id)
+        if material is None:
+            self.keyring.refresh()  # another process may have rotated
+            material = self.keyring.material(key_id)
+        return material
+
+    def _cipher(self, key_id: str, subject_key: bytes | None = None) -> AESGCM | None:
+        if subject_key is not None:
+            material = self._material(key_id)
+            if material is None or len(subject_key) != SUBJECT_KEY_BYTES:
+                return None
+            data_key = HKDF(hashes.SHA256(), 32, salt=material, info=_SUBJECT_INFO).derive(subject_key)
+            return AESGCM(data_key)
         aead = self._aead.get(key_id)
         if aead is None:
-            material = self.keyring.material(key_id)
+            material = self._material(key_id)
             if material is None:
-                self.keyring.refresh()  # another process may have rotated
-                material = self.keyring.material(key_id)
-                if material is None:
-                    return None
+                return None
             aead = self._aead[key_id] = AESGCM(material)
         return aead
 
@@ -247,22 +270,46 @@ class FieldCipher:
     def active_id(self) -> str:
         return self.keyring.active_id
 
-    def encrypt(self, plaintext: str, aad: bytes) -> Sealed:
+    def _seal(self, data: bytes, aad: bytes, subject_key: bytes | None) -> Sealed:
         key_id = self.keyring.active_id
-        aead = self._cipher(key_id)
-        assert aead is not None  # the keyring refuses to load without active material
+        aead = self._cipher(key_id, subject_key)
+        if aead is None:  # the keyring refuses to load without active material: a bad subject key
+            raise FieldKeyError(f"a subject key is {SUBJECT_KEY_BYTES} bytes; nothing was sealed")
         nonce = os.urandom(_NONCE)
-        return Sealed(key_id, nonce + aead.encrypt(nonce, plaintext.encode("utf-8"), aad))
+        return Sealed(key_id, nonce + aead.encrypt(nonce, data, aad))
 
-    def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> str:
-        aead = self._cipher(key_id) if isinstance(key_id, str) else None
+    def _open(self, key_id: str, blob: bytes, aad: bytes, subject_key: bytes | None) -> bytes:
+        aead = self._cipher(key_id, subject_key) if isinstance(key_id, str) else None
         if aead is None or not isinstance(blob, bytes | bytearray | memoryview) or len(blob) < _NONCE + 16:
             raise FieldKeyError(_OPAQUE)
         blob = bytes(blob)
         try:
-            return aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad).decode("utf-8")
-        except (InvalidTag, UnicodeDecodeError):
+            return aead.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
+        except InvalidTag:
             raise FieldKeyError(_OPAQUE) from None
+
+    def encrypt(self, plaintext: str, aad: bytes, subject_key: bytes | None = None) -> Sealed:
+        """Seal under the active field key, and under the subject's key too when one is given."""
+        return self._seal(plaintext.encode("utf-8"), aad, subject_key)
+
+    def decrypt(self, key_id: str, blob: bytes, aad: bytes, subject_key: bytes | None = None) -> str:
+        """Open a value sealed by :meth:`encrypt` (with the same subject key, or none)."""
+        try:
+            return self._open(key_id, blob, aad, subject_key).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FieldKeyError(_OPAQUE) from None
+
+    def wrap(self, subject_key: bytes, customer_id: int) -> Sealed:
+        """A subject key sealed under the active field key, bound to its customer's row."""
+        if len(subject_key) != SUBJECT_KEY_BYTES:
+            raise FieldKeyError(f"a subject key is {SUBJECT_KEY_BYTES} bytes; nothing was sealed")
+        return self._seal(subject_key, associated_data("subject_keys", "key", customer_id), None)
+
+    def unwrap(self, key_id: str, blob: bytes, customer_id: int) -> bytes:
+        key = self._open(key_id, blob, associated_data("subject_keys", "key", customer_id), None)
+        if len(key) != SUBJECT_KEY_BYTES:
+            raise FieldKeyError(_OPAQUE)
+        return key
 
     def forget_retired(self) -> None:
         """Drop cached ciphers whose keys were retired, so their material leaves memory too."""

@@ -15,6 +15,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnknownCustomer",
+    "UnknownSubject",
 ]
 
 
@@ -36,6 +37,19 @@ class UnknownCustomer(StoreError):
     def __init__(self, ref: int | str) -> None:
         self.ref = ref
         super().__init__(f"no customer {ref!r} in the store; check the id (or import the customer first)")
+
+
+class UnknownSubject(UnknownCustomer):
+    """No customer with that id to pseudonymise or erase: it never existed or was already erased.
+
+    The two cannot be told apart on purpose: after an erasure nothing in the store remembers the id.
+    """
+
+    def __init__(self, ref: int | str) -> None:
+        super().__init__(ref)
+        self.args = (
+            f"no customer {ref!r} in the store: it never existed or was already erased; nothing was written",
+        )
 
 
 class FieldKeyError(StoreError):

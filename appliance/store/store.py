@@ -41,6 +41,7 @@ from appliance.store.errors import (
     StoreError,
     StoreUnavailable,
     UnknownCustomer,
+    UnknownSubject,
 )
 from appliance.store.schema import CustomerRecord, CustomerSchema, EventRecord, MessageRecord
 
@@ -93,9 +94,15 @@ class RotationReport:
     new_key_id: str
     retired: tuple[str, ...]
     reencrypted: int  # values moved to the new key (or sealed for the first time)
+    rewrapped: int = 0  # subject keys wrapped under the new key
 
     def as_dict(self) -> dict[str, Any]:
-        return {"new_key_id": self.new_key_id, "retired": list(self.retired), "reencrypted": self.reencrypted}
+        return {
+            "new_key_id": self.new_key_id,
+            "retired": list(self.retired),
+            "reencrypted": self.reencrypted,
+            "rewrapped": self.rewrapped,
+        }
 
 
 def _utcnow() -> datetime:
@@ -164,9 +171,12 @@ class Store:
         self.schema = schema
         from appliance.store.privacy import PrivacyStore
         from appliance.store.proactive import ProactiveStore
+        from appliance.store.subjects import SubjectStore
 
         self.proactive = ProactiveStore(engine)
         self.privacy = PrivacyStore(engine)
+        #: Per-customer keys (pseudonyms, sealed values), revoked tokens, erasures.
+        self.subjects = SubjectStore(self)
         #: Applied to every event's ``text`` before it is written; the node sets it to mask identifiers
         #: (a search box receives phone numbers too), so no ingestion path stores raw ones.
         self.event_text_filter: Callable[[str], str] | None = None
@@ -333,18 +343,20 @@ class Store:
                 ],
             )
             ids = [row.id for row in result]
+            keys = self.subjects.insert_keys(conn, ids)
             field_rows = []
             for cid, rec in zip(ids, records, strict=True):
                 for name, text in rec.values.items():
-                    field_rows.append(self._field_row(cid, name, text))
+                    field_rows.append(self._field_row(cid, name, text, keys[cid]))
             if field_rows:
                 conn.execute(insert(t.customer_fields), field_rows)
         return ids
 
-    def _field_row(self, customer_id: int, name: str, text: str) -> dict[str, Any]:
+    def _field_row(self, customer_id: int, name: str, text: str, subject_key: bytes) -> dict[str, Any]:
         spec = self.schema.field(name)
         if spec is not None and spec.encrypted:
-            sealed = self.cipher.encrypt(text, associated_data("customer_fields", name, customer_id))
+            aad = associated_data("customer_fields", name, customer_id)
+            sealed = self.cipher.encrypt(text, aad, subject_key)
             return {
                 "customer_id": customer_id,
                 "field": name,
@@ -367,22 +379,42 @@ class Store:
             h.id: {"id": h.id, "external_id": h.external_id, "region": h.region, "created": h.created}
             for h in heads
         }
+        cf, sk = t.customer_fields, t.subject_keys
         for chunk in _chunks(list(out)):
-            q = select(t.customer_fields).where(t.customer_fields.c.customer_id.in_(chunk))
+            # The subject key in the same statement as the values (see appliance/store/subjects.py).
+            q = (
+                select(cf, sk.c.wrapped, sk.c.key_id.label("sk_key_id"))
+                .select_from(cf.outerjoin(sk, sk.c.customer_id == cf.c.customer_id))
+                .where(cf.c.customer_id.in_(chunk))
+            )
             if fields is not None:
-                q = q.where(t.customer_fields.c.field.in_(list(fields)))
+                q = q.where(cf.c.field.in_(list(fields)))
+            keys: dict[int, bytes | None] = {}
             for f in conn.execute(q):
                 spec = self.schema.field(f.field)
                 if spec is None:  # no longer declared: not returned (it may be unclassified PII)
                     continue
                 if f.ciphertext is not None:
                     text = self.cipher.decrypt(
-                        f.key_id, f.ciphertext, associated_data("customer_fields", f.field, f.customer_id)
+                        f.key_id,
+                        f.ciphertext,
+                        associated_data("customer_fields", f.field, f.customer_id),
+                        self._subject_key(keys, f.customer_id, f.sk_key_id, f.wrapped),
                     )
                 else:
                     text = f.value
                 out[f.customer_id][f.field] = spec.decode(text)
         return list(out.values())
+
+    def _subject_key(
+        self, memo: dict[int, bytes | None], customer_id: int, key_id: str | None, wrapped: bytes | None
+    ) -> bytes | None:
+        """A customer's unwrapped subject key (None: values from before they had one), once per call."""
+        if customer_id not in memo:
+            memo[customer_id] = (
+                None if wrapped is None else self.cipher.unwrap(key_id or "", wrapped, customer_id)
+            )
+        return memo[customer_id]
 
     def get_customer(self, customer_id: int) -> dict[str, Any]:
         """One customer as a dict: core columns and the declared fields it has, decrypted."""
@@ -522,8 +554,12 @@ class Store:
         if not checked:
             return []
         self.cipher.keyring.refresh()
+        keys = self.subjects.keys(c for c, _, _ in checked)
         with _db(self._engine, "transcripts"), self._engine.begin() as conn:
             self._require_customers(conn, (c for c, _, _ in checked))
+            for c, _, _ in checked:
+                if c not in keys:  # erased (or created) between the two statements
+                    raise UnknownSubject(c)
             result = conn.execute(
                 insert(t.transcripts).returning(t.transcripts.c.id, sort_by_parameter_order=True),
                 [
@@ -533,10 +569,10 @@ class Store:
             )
             ids = [r.id for r in result]
             rows = []
-            for tid, (_, _, msgs) in zip(ids, checked, strict=True):
+            for tid, (cid, _, msgs) in zip(ids, checked, strict=True):
                 for seq, m in enumerate(msgs):
                     sealed = self.cipher.encrypt(
-                        m.text, associated_data("transcript_messages", "text", f"{tid}:{seq}")
+                        m.text, associated_data("transcript_messages", "text", f"{tid}:{seq}"), keys[cid]
                     )
                     rows.append(
                         {
@@ -555,22 +591,34 @@ class Store:
         """A customer's conversations, oldest first, messages decrypted and in order."""
         with _db(self._engine), self._engine.connect() as conn:
             self._require_customers(conn, [customer_id])
-            heads = conn.execute(
-                select(t.transcripts)
-                .where(t.transcripts.c.customer_id == customer_id)
-                .order_by(t.transcripts.c.started, t.transcripts.c.id)
-            ).all()
-            msgs: dict[int, list[Message]] = {h.id: [] for h in heads}
-            for chunk in _chunks(list(msgs)):
-                q = (
-                    select(t.transcript_messages)
-                    .where(t.transcript_messages.c.transcript_id.in_(chunk))
-                    .order_by(t.transcript_messages.c.transcript_id, t.transcript_messages.c.seq)
+            return self._transcripts(conn, customer_id)
+
+    def _transcripts(self, conn: Connection, customer_id: int) -> list[Transcript]:
+        heads = conn.execute(
+            select(t.transcripts)
+            .where(t.transcripts.c.customer_id == customer_id)
+            .order_by(t.transcripts.c.started, t.transcripts.c.id)
+        ).all()
+        msgs: dict[int, list[Message]] = {h.id: [] for h in heads}
+        tm, tr, sk = t.transcript_messages, t.transcripts, t.subject_keys
+        keys: dict[int, bytes | None] = {}
+        for chunk in _chunks(list(msgs)):
+            # The subject key in the same statement as the messages (see appliance/store/subjects.py).
+            q = (
+                select(tm, tr.c.customer_id, sk.c.wrapped, sk.c.key_id.label("sk_key_id"))
+                .select_from(
+                    tm.join(tr, tr.c.id == tm.c.transcript_id).outerjoin(
+                        sk, sk.c.customer_id == tr.c.customer_id
+                    )
                 )
-                for m in conn.execute(q):
-                    aad = associated_data("transcript_messages", "text", f"{m.transcript_id}:{m.seq}")
-                    text = self.cipher.decrypt(m.key_id, m.ciphertext, aad)
-                    msgs[m.transcript_id].append(Message(m.seq, m.ts, m.speaker, text))
+                .where(tm.c.transcript_id.in_(chunk))
+                .order_by(tm.c.transcript_id, tm.c.seq)
+            )
+            for m in conn.execute(q):
+                aad = associated_data("transcript_messages", "text", f"{m.transcript_id}:{m.seq}")
+                subject_key = self._subject_key(keys, m.customer_id, m.sk_key_id, m.wrapped)
+                text = self.cipher.decrypt(m.key_id, m.ciphertext, aad, subject_key)
+                msgs[m.transcript_id].append(Message(m.seq, m.ts, m.speaker, text))
         return [Transcript(h.id, h.customer_id, h.channel, h.started, tuple(msgs[h.id])) for h in heads]
 
     # -- counts -------------------------------------------------------------------------------------------
@@ -604,6 +652,7 @@ class Store:
                 select(t.transcript_messages.c.key_id, func.count()).group_by(t.transcript_messages.c.key_id)
             ):
                 sealed[key_id] = sealed.get(key_id, 0) + n
+        wrapped = self.subjects.count_by_key()
         return {
             "backend": self.backend,
             "url": self.url,
@@ -617,9 +666,11 @@ class Store:
                     "status": k.status,
                     "created": k.created,
                     "values": sealed.get(k.key_id, 0),
+                    "subject_keys": wrapped.get(k.key_id, 0),
                 }
                 for k in self.cipher.keyring.keys()
             ],
+            "subject_keys": sum(wrapped.values()),
         }
 
     # -- key rotation -------------------------------------------------------------------------------------
@@ -632,9 +683,12 @@ class Store:
         moved the old keys stay ``previous`` and keep opening values, so readers see
         no gap and an interrupted rotation loses nothing (run it again to finish).
         Values of fields that became sensitive since they were written are sealed too.
+        Subject keys are re-wrapped under the new key, and customers from before
+        migration 0004 get theirs first (their values then move under it).
         """
         keyring = self.cipher.keyring
         keyring.refresh()
+        self.subjects.bind_all(batch_rows)
         new = keyring.add_active()
         self._sync_field_keys()
         old = [k.key_id for k in keyring.keys() if k.status == "previous"]
@@ -645,6 +699,7 @@ class Store:
             and_(cf.c.value.is_not(None), cf.c.field.in_(encrypted)),
         )
         stale_messages = tm.c.key_id != new.key_id
+        stale_keys = t.subject_keys.c.key_id != new.key_id
         with _db(self._engine), self._engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(cf).where(stale_fields)).scalar_one()
             total += conn.execute(select(func.count()).select_from(tm).where(stale_messages)).scalar_one()
@@ -658,12 +713,17 @@ class Store:
 
         if progress:
             progress(0, total)
+        rewrapped = 0
         for _round in range(3):  # rows another process wrote with an old key meanwhile get another pass
             self._reseal(cf, stale_fields, batch_rows, tick)
             self._reseal(tm, stale_messages, batch_rows, tick)
+            rewrapped += self.subjects.rewrap(new.key_id, batch_rows)
             with _db(self._engine), self._engine.connect() as conn:
                 left = conn.execute(select(func.count()).select_from(cf).where(stale_fields)).scalar_one()
                 left += conn.execute(select(func.count()).select_from(tm).where(stale_messages)).scalar_one()
+                left += conn.execute(
+                    select(func.count()).select_from(t.subject_keys).where(stale_keys)
+                ).scalar_one()
             if not left:
                 break
         else:
@@ -676,13 +736,18 @@ class Store:
             keyring.retire(old)
             self.cipher.forget_retired()
             self._sync_field_keys()
-        return RotationReport(new.key_id, tuple(old), moved)
+        return RotationReport(new.key_id, tuple(old), moved, rewrapped)
 
     def _reseal(self, table: Any, stale: Any, batch_rows: int, tick: Callable[[int], None]) -> None:
         """Move ``stale`` rows of ``table`` to the active key, one transaction per batch."""
         is_fields = table is t.customer_fields
         pk = (table.c.customer_id, table.c.field) if is_fields else (table.c.transcript_id, table.c.seq)
-        cols = [*pk, table.c.ciphertext, table.c.key_id] + ([table.c.value] if is_fields else [])
+        tr, sk = t.transcripts, t.subject_keys
+        owner = table.c.customer_id if is_fields else tr.c.customer_id
+        cols = [*pk, table.c.ciphertext, table.c.key_id, owner.label("owner"), sk.c.wrapped]
+        cols += [sk.c.key_id.label("sk_key_id")] + ([table.c.value] if is_fields else [])
+        joined = table if is_fields else table.join(tr, tr.c.id == table.c.transcript_id)
+        joined = joined.outerjoin(sk, sk.c.customer_id == owner)
         stmt = (
             update(table)
             .where(pk[0] == bindparam("b_0"), pk[1] == bindparam("b_1"))
@@ -694,13 +759,14 @@ class Store:
         )
         while True:
             with _db(self._engine, "key rotation"), self._engine.begin() as conn:
-                q = select(*cols).where(stale).order_by(*pk).limit(batch_rows)
+                q = select(*cols).select_from(joined).where(stale).order_by(*pk).limit(batch_rows)
                 if self.backend == "postgresql":
-                    q = q.with_for_update()
+                    q = q.with_for_update(of=table)
                 rows = conn.execute(q).all()
                 if not rows:
                     return
                 params = []
+                keys: dict[int, bytes | None] = {}
                 for r in rows:
                     if is_fields:
                         aad = associated_data("customer_fields", r.field, r.customer_id)
@@ -708,18 +774,20 @@ class Store:
                     else:
                         aad = associated_data("transcript_messages", "text", f"{r.transcript_id}:{r.seq}")
                         where = f"transcript {r.transcript_id}, message {r.seq}"
-                    if r.ciphertext is None:
-                        text = r.value
-                    else:
-                        try:
-                            text = self.cipher.decrypt(r.key_id, r.ciphertext, aad)
-                        except FieldKeyError:
-                            raise FieldKeyError(
-                                f"key rotation stopped: the value at {where} cannot be opened with its key "
-                                "(altered, moved or its key lost); the old keys are kept, nothing was lost; "
-                                "restore that row from a backup and rotate again"
-                            ) from None
-                    sealed = self.cipher.encrypt(text, aad)
+                    try:
+                        subject_key = self._subject_key(keys, r.owner, r.sk_key_id, r.wrapped)
+                        text = (
+                            r.value
+                            if r.ciphertext is None
+                            else self.cipher.decrypt(r.key_id, r.ciphertext, aad, subject_key)
+                        )
+                    except FieldKeyError:
+                        raise FieldKeyError(
+                            f"key rotation stopped: the value at {where} cannot be opened with its key "
+                            "(altered, moved or its key lost); the old keys are kept, nothing was lost; "
+                            "restore that row from a backup and rotate again"
+                        ) from None
+                    sealed = self.cipher.encrypt(text, aad, subject_key)
                     params.append({"b_0": r[0], "b_1": r[1], "b_ct": sealed.blob, "b_key": sealed.key_id})
                 conn.execute(stmt, params)
             tick(len(rows))

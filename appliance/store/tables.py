@@ -49,7 +49,10 @@ __all__ = [
     "privacy_allowances",
     "privacy_queries",
     "privacy_spend",
+    "revoked_tokens",
     "scheduler_jobs",
+    "subject_erasures",
+    "subject_keys",
     "suppressions",
     "transcript_messages",
     "transcripts",
@@ -324,4 +327,44 @@ privacy_allowances = Table(
     Column("delta", Double(), nullable=False),
     Column("updated", UTCDateTime(), nullable=False),
     Column("actor", String(64), nullable=False),
+)
+
+
+# -- erasure by crypto-shredding (migration 0004) ------------------------------------------------------
+# One random 256-bit key per customer, wrapped (AES-GCM) by the field key ``key_id`` and bound to the
+# row, so the database never holds it in clear. The customer's pseudonym and the data keys of their
+# sealed values derive from it: deleting this row (erasure) is what makes every copy of them unlinkable
+# and unreadable.
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("customer_id", _Id, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Index(None, "key_id"),
+)
+
+# Masking tokens of erased subjects, by SHA-256 of the token: ``detokenize`` refuses them. The digest
+# of a deterministic token names no one without the masking key, and nothing here points at a subject.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("revoked", UTCDateTime(), nullable=False),
+)
+
+# The erasure journal: ``pending`` from before the ledger entry is appended until the store rows are
+# gone, ``erased`` until the encrypted privacy columns are refreshed; see appliance/subjects.py.
+subject_erasures = Table(
+    "subject_erasures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("customer_id", _Id, nullable=True),  # cleared when the customer's rows are deleted
+    Column("subject", String(64), nullable=False),  # the pseudonym the ledger entry names
+    Column("status", String(12), nullable=False),
+    Column("ledger_size", BigInteger, nullable=False),  # where to look for the entry on recovery
+    Column("created", UTCDateTime(), nullable=False),
+    UniqueConstraint("customer_id"),
+    CheckConstraint("status IN ('pending', 'erased')", name="status"),
 )

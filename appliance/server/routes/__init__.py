@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from appliance.server.routes import customers, health, jobs, ledger, masking, meta, policy, privacy, proactive
+from appliance.server.routes import (
+    admin_keys,
+    anchors,
+    backups,
+    customers,
+    health,
+    jobs,
+    ledger,
+    masking,
+    meta,
+    metrics,
+    policy,
+    privacy,
+    proactive,
+    subjects,
+    witnesses,
+)
 
 __all__ = ["BLUEPRINTS"]
 
@@ -18,4 +34,10 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     proactive.bp,
     jobs.bp,
     privacy.bp,
+    anchors.bp,
+    backups.bp,
+    admin_keys.bp,
+    subjects.bp,
+    metrics.bp,
+    witnesses.bp,
 )

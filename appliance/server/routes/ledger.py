@@ -8,6 +8,7 @@ none yet), because a proof is only worth something against a signed root.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from flask import Blueprint, Response, after_this_request, current_app, request
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.server.auth import current_key
 from appliance.server.context import current_node, request_id
 from appliance.server.errors import HTTPProblem
-from appliance.server.fields import plain_digits
+from appliance.server.fields import Text, plain_digits
 from appliance.server.openapi import operation
 from ledger import Ledger
 from ledger.checkpoint import SignedCheckpoint
@@ -58,12 +59,38 @@ class NewEntry(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="digests and decisions; no floats")
 
 
+class CosignatureOut(BaseModel):
+    name: str = Field(description="the witness's key name")
+    key_id: str = Field(description="its key id (c2sp.org/tlog-cosignature), 8 hex characters")
+    time: int = Field(description="when it cosigned, POSIX seconds")
+
+
+class WitnessedOut(BaseModel):
+    origin: str
+    tree_size: int
+    root_hash: Hex
+    timestamp_ms: int
+    note: str = Field(description="the checkpoint note with the witnesses' cosignature lines")
+    cosignatures: list[CosignatureOut]
+
+
 class CheckpointOut(BaseModel):
     origin: str
     tree_size: int
     root_hash: Hex
     timestamp_ms: int
-    note: str = Field(description="the C2SP signed note (what Accept: text/plain returns)")
+    note: str = Field(
+        description="the C2SP signed note, with every witness cosignature collected for it (what Accept: "
+        "text/plain returns)"
+    )
+    cosignatures: list[CosignatureOut] = Field(
+        default_factory=list, description="cosignatures on this checkpoint by the configured witnesses"
+    )
+    witnessed: WitnessedOut | None = Field(
+        None,
+        description="the newest checkpoint the witnesses cosigned, when it is not this one (new checkpoints "
+        "are cosigned on the ledger.witness job's next run)",
+    )
 
 
 class EntryOut(BaseModel):
@@ -116,6 +143,51 @@ class Bundle(BaseModel):
     consistency: list[BundleConsistency]
 
 
+class BundleAnchor(BaseModel):
+    chain: str = Field(description="ethereum or fabric")
+    network: str = Field(description="chain id (Ethereum) or channel (Fabric)")
+    contract: str
+    tree_size: int
+    root: Hex
+    tx: str
+    block: int | None
+    status: str = Field(description="pending, confirmed or dropped (re-anchored since)")
+    time: str
+
+
+class BundleSelection(BaseModel):
+    subject: str | None
+    action: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+    seqs: list[int]
+
+
+class BundleV2(BaseModel):
+    format: str = Field(description="appliance-evidence-bundle/2")
+    origin: str
+    checkpoint: str = Field(description="the signed checkpoint note with its witness cosignatures")
+    entries: list[BundleEntry] = Field(description="in seq order, each with its inclusion proof")
+    consistency: list[BundleConsistency] = Field(
+        description="the checkpoint that first covered the earliest entry and every anchored checkpoint, "
+        "each with the consistency proof between it and the bundle's checkpoint (smaller size to larger)"
+    )
+    anchors: list[BundleAnchor] = Field(description="where those checkpoints were anchored")
+    selection: BundleSelection = Field(description="what was asked for (not signed: informational)")
+
+
+MAX_BUNDLE_LIMIT = 10_000
+BundleLimit = Annotated[int, Field(ge=1, le=MAX_BUNDLE_LIMIT), plain_digits(5, f"1 to {MAX_BUNDLE_LIMIT}")]
+
+
+class BundleQuery(_Params):
+    subject: Text | None = Field(None, description="a pseudonym, kind:hex")
+    action: Text | None = Field(None, description="an action, or a prefix such as 'record.*'")
+    from_: datetime | None = Field(None, alias="from", description="entries at or after (RFC 3339; UTC)")
+    to: datetime | None = Field(None, description="entries before (RFC 3339)")
+    limit: BundleLimit = Field(1000, description="refuse (422) a larger selection rather than cut it")
+
+
 def _ledger() -> Ledger:
     ledger = current_node().ledger
     ledger.refresh()
@@ -132,7 +204,7 @@ def _vary_on_accept(response: Response) -> Response:
 
 
 def _checkpoint_out(signed: SignedCheckpoint) -> CheckpointOut:
-    return CheckpointOut(**signed.as_dict())
+    return CheckpointOut.model_validate(current_node().witnesses.view(signed))
 
 
 @bp.get("/checkpoint")
@@ -144,11 +216,11 @@ def _checkpoint_out(signed: SignedCheckpoint) -> CheckpointOut:
 )
 def get_checkpoint() -> CheckpointOut | Response:
     """JSON by default; the bare signed note for ``Accept: text/plain``, which C2SP tooling reads."""
-    signed = _latest(_ledger())
+    out = _checkpoint_out(_latest(_ledger()))
     after_this_request(_vary_on_accept)
     if request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain":
-        return Response(signed.text, 200, mimetype="text/plain")
-    return _checkpoint_out(signed)
+        return Response(out.note, 200, mimetype="text/plain")
+    return out
 
 
 @bp.post("/checkpoints")
@@ -233,6 +305,38 @@ def get_consistency(query: ConsistencyQuery) -> ConsistencyProof:
             errors=[{"loc": ["query", "first"], "msg": "must be <= second"}],
         )
     return ConsistencyProof(**ledger.consistency_evidence(query.first, second))
+
+
+@bp.get("/bundles")
+@operation(
+    summary="Evidence bundle (format 2) of the entries a subject, action or time range selects",
+    roles=AUDITOR,
+    query=BundleQuery,
+    response=BundleV2,
+    problems={404: "No entry matches", 422: "A filter is unusable, or more entries match than limit"},
+)
+def get_bundles(query: BundleQuery) -> Response:
+    """Filters combine (an entry must match all given); at least one is required. The bundle carries the
+    checkpoint with its witness cosignatures, every anchored checkpoint with a consistency proof and the
+    anchor references; ``appliance-verify bundle`` checks it offline. Recorded as ``ledger.exported``."""
+    from appliance.evidence import Selection, export_bundle
+
+    if query.subject is None and query.action is None and query.from_ is None and query.to is None:
+        raise HTTPProblem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            "select entries with subject, action, from or to (one entry: /v1/ledger/bundles/<seq>)",
+            errors=[{"loc": ["query"], "msg": "give at least one of subject, action, from, to"}],
+        )
+    selection = Selection(query.subject, query.action, query.from_, query.to)
+    bundle = export_bundle(
+        current_node(), selection, actor=current_key().actor, request_id=request_id(), max_entries=query.limit
+    )
+    response = Response(current_app.json.dumps(bundle), 200, mimetype="application/json")
+    first, n = bundle["entries"][0]["seq"], len(bundle["entries"])
+    response.headers["Content-Disposition"] = f'attachment; filename="bundle-{first}-{n}.json"'
+    return response
 
 
 @bp.get("/bundles/<seq>")

@@ -226,6 +226,10 @@ def _trigger_out(row: Any, customer: dict[str, Any]) -> TriggerOut:
 
 
 # -- triggers ------------------------------------------------------------------------------------------
+#: The ledger refuses an entry naming more pseudonyms than this (ledger/entry.py).
+_SUBJECTS_PER_ENTRY = 64
+
+
 @bp.get("/triggers")
 @operation(
     summary="Triggers for marketing ops (pull delivery), with masked contact data",
@@ -245,16 +249,23 @@ def list_triggers(query: TriggersQuery) -> TriggersOut:
         limit=query.limit,
     )
     out = [_trigger_out(r, node.proactive.customer_view(r.customer_id, r.channel)) for r in rows]
+    # A ledger entry names at most 64 subjects: a longer page is recorded as several entries, each
+    # with the triggers of its customers; ledger_seq is the first of them.
+    by_subject: dict[str, list[int]] = {}
+    for r in rows:
+        by_subject.setdefault(node.pseudonyms.pseudonym("cust", str(r.customer_id)), []).append(r.id)
+    subjects = sorted(by_subject)
     seq = None
-    if rows:
+    for i in range(0, len(subjects), _SUBJECTS_PER_ENTRY):
+        chunk = subjects[i : i + _SUBJECTS_PER_ENTRY]
         receipt = node.record(
             key.actor,
             "trigger.listed",
-            sorted({node.pseudonyms.pseudonym("cust", str(r.customer_id)) for r in rows}),
-            {"triggers": [r.id for r in rows], "role": key.role},
+            chunk,
+            {"triggers": sorted(t for s in chunk for t in by_subject[s]), "role": key.role},
             request_id=request_id(),
         )
-        seq = receipt.seq
+        seq = receipt.seq if seq is None else seq
     return TriggersOut(
         triggers=out, next_after=rows[-1].id if len(rows) == query.limit else None, ledger_seq=seq
     )

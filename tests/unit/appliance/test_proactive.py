@@ -297,3 +297,44 @@ def test_bad_events_are_refused_whole_and_masked_text_is_stored(node: Node) -> N
     assert stored.text is not None and "13812345678" not in stored.text and "胎压异常" in stored.text
     frame = node.store.proactive.events_frame(NOW - timedelta(days=400), NOW)
     assert np.issubdtype(frame["customer_id"].dtype, np.integer) and str(frame["ts"].dt.tz) == "UTC"
+
+
+def test_a_page_of_triggers_for_more_than_64_customers_is_recorded_not_refused(node: Node) -> None:
+    """Regression (found by the no-secrets demo flow): ``GET /v1/triggers?limit=200`` answered 422,
+    because the whole page went into one ledger entry and an entry names at most 64 subjects."""
+    run_id = "f" * 16
+    now = datetime.now(UTC)
+    node.store.proactive.insert_triggers(
+        [
+            {
+                "run_id": run_id,
+                "playbook": "tire_pressure_service",
+                "customer_id": cid,
+                "score": 1.0,
+                "rank": i + 1,
+                "treated": 1,
+                "status": "pending",
+                "suppressed_by": None,
+                "reasons": {"gates": [], "model": []},
+                "model_version": None,
+                "channel": "sms",
+                "created": now,
+                "not_before": None,
+            }
+            for i, cid in enumerate(range(1, 151))
+        ]
+    )
+    client = create_app(node=node).test_client()
+    ops = {"Authorization": f"Bearer {node.tokens['ops']}"}  # type: ignore[attr-defined]
+    start = node.ledger.size
+    resp = client.get(f"/v1/triggers?run_id={run_id}&limit=500", headers=ops)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    ids = sorted(t["id"] for t in body["triggers"])
+    assert len(ids) == 150
+    node.ledger.refresh()
+    entries = [node.ledger.entry(i) for i in range(start, node.ledger.size)]
+    assert [e.action for e in entries] == ["trigger.listed"] * 3 and entries[0].seq == body["ledger_seq"]
+    assert all(len(e.subject) <= 64 for e in entries)
+    assert sorted(t for e in entries for t in e.details["triggers"]) == ids
+    assert len({s for e in entries for s in e.subject}) == 150

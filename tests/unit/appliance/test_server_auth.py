@@ -15,13 +15,14 @@ from appliance.keys import ROLES
 
 if TYPE_CHECKING:
     from conftest import ServerEnv
+    from flask import Flask
     from werkzeug.test import TestResponse
 
 
 @dataclass(frozen=True)
 class Route:
     method: str
-    url: str
+    url: str | Callable[[ServerEnv], str]
     rule: str  # as in app.url_map, to check the table covers every route
     allowed: frozenset[str]
     json: dict[str, Any] | Callable[[ServerEnv], dict[str, Any]] | None = field(default=None)
@@ -100,9 +101,56 @@ def privacy_state(shared_env: ServerEnv) -> None:
     assert (row.id, row.status) == (1, "awaiting_approval")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def anchor_state(shared_env: ServerEnv) -> None:
+    """Anchoring to an in-process Ethereum chain, so POST /v1/ledger/anchors has a chain to anchor to."""
+    from support.eth_chain import in_process_chain
+
+    from appliance.anchoring import AnchorService
+
+    shared_env.node._anchoring = AnchorService(shared_env.node, in_process_chain().anchor)
+
+
+#: Ids of the keys the admin-keys rows rotate and revoke (made by ``key_targets``).
+KEY_TARGETS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def key_targets(shared_env: ServerEnv) -> None:
+    for purpose in ("rotate", "revoke"):
+        key, _ = shared_env.node.keys.issue("ops", label=f"to {purpose} in the role matrix")
+        KEY_TARGETS[purpose] = key.key_id
+
+
+def _erasable(env: ServerEnv) -> int:
+    """A customer of its own for every call of the erase row (the admin's call erases it)."""
+    import secrets
+
+    (cid,) = env.node.store.add_customers(
+        [{"external_id": f"E-{secrets.token_hex(6)}", "region": "CN", "full_name": "测试"}]
+    )
+    return cid
+
+
 def _token(env: ServerEnv) -> dict[str, Any]:
     token = env.node.masking.mask_text("卡号6222021234567890128", role="supervisor").text[2:]
     return {"token": token, "reason": "escalation 42: identity check"}
+
+
+def _witness(env: ServerEnv | None = None) -> dict[str, str]:
+    """A new witness (name and key) for every call of the add row; the node does not contact it."""
+    import secrets
+
+    from ledger.witness import WitnessSigner
+
+    vkey = WitnessSigner.generate(f"probe.example/{secrets.token_hex(4)}").vkey()
+    return {"url": "http://127.0.0.1:9/witness", "vkey": vkey}
+
+
+def _witness_to_remove(env: ServerEnv) -> str:
+    """A witness of its own for every call of the remove row (the admin's call removes it)."""
+    added = env.node.witnesses.add(**_witness(), actor="admin:test")
+    return f"/v1/ledger/witnesses/{added['key_id']}"
 
 
 #: THE access table of the API. A route added to the server must be added here.
@@ -121,6 +169,10 @@ ROUTES = (
         frozenset({"auditor"}),
     ),
     Route("GET", "/v1/ledger/bundles/0", "/v1/ledger/bundles/<seq>", frozenset({"auditor"})),
+    Route("GET", "/v1/ledger/bundles?action=node.initialised", "/v1/ledger/bundles", frozenset({"auditor"})),
+    Route("GET", "/v1/ledger/witnesses", "/v1/ledger/witnesses", frozenset({"auditor", "admin"})),
+    Route("POST", "/v1/ledger/witnesses", "/v1/ledger/witnesses", frozenset({"admin"}), _witness),
+    Route("DELETE", _witness_to_remove, "/v1/ledger/witnesses/<key_id>", frozenset({"admin"})),
     Route("POST", "/v1/mask/text", "/v1/mask/text", MASKED, {"text": "手机13812345678"}),
     Route("POST", "/v1/mask/records", "/v1/mask/records", MASKED, {"records": [{"mobile": "13812345678"}]}),
     Route("GET", "/v1/customers/1", "/v1/customers/<customer_id>", MASKED),
@@ -214,13 +266,53 @@ ROUTES = (
         {"ids": list(range(1, 14)), "weights": [1.0] * 13},
     ),
     Route("GET", "/v1/privacy/weights", "/v1/privacy/weights", PRIVACY),
+    Route("GET", "/v1/ledger/anchors", "/v1/ledger/anchors", frozenset({"auditor", "admin"})),
+    Route("POST", "/v1/ledger/anchors", "/v1/ledger/anchors", frozenset({"admin"})),
+    Route("POST", "/v1/admin/backups", "/v1/admin/backups", frozenset({"admin"}), {"include_secrets": False}),
+    Route("GET", "/v1/admin/backups", "/v1/admin/backups", frozenset({"admin"})),
+    Route("GET", "/v1/admin/keys", "/v1/admin/keys", frozenset({"admin"})),
+    Route("POST", "/v1/admin/keys", "/v1/admin/keys", frozenset({"admin"}), {"role": "auditor"}),
+    Route(
+        "POST",
+        lambda env: f"/v1/admin/keys/{KEY_TARGETS['rotate']}/rotate",
+        "/v1/admin/keys/<key_id>/rotate",
+        frozenset({"admin"}),
+    ),
+    Route(
+        "DELETE",
+        lambda env: f"/v1/admin/keys/{KEY_TARGETS['revoke']}",
+        "/v1/admin/keys/<key_id>",
+        frozenset({"admin"}),
+    ),
+    Route(
+        "POST",
+        lambda env: f"/v1/subjects/{_erasable(env)}/erase",
+        "/v1/subjects/<customer_id>/erase",
+        frozenset({"admin"}),
+        {"reason": "role matrix probe"},
+    ),
+    # Also opened by the metrics scrape token (tests/unit/appliance/test_metrics.py), not by other keys.
+    Route("GET", "/metrics", "/metrics", frozenset({"admin"})),
 )
 PUBLIC_ROUTES = ("/healthz", "/openapi.json")
+#: Routes that authenticate with something other than API keys and test that themselves (console sessions).
+OWN_AUTH_PREFIXES = ("/console",)
 
 
-def _call(env: ServerEnv, route: Route, headers: dict[str, str]) -> TestResponse:
+def _call(env: ServerEnv, route: Route, headers: dict[str, str], source: str = "127.0.0.1") -> TestResponse:
     body = route.json(env) if callable(route.json) else route.json
-    return env.client.open(route.url, method=route.method, headers=headers, json=body)
+    url = route.url(env) if callable(route.url) else route.url
+    return env.client.open(
+        url, method=route.method, headers=headers, json=body, environ_base={"REMOTE_ADDR": source}
+    )
+
+
+_SOURCES = iter(f"198.18.{i // 250}.{i % 250 + 1}" for i in range(60_000))
+
+
+def _fresh_source() -> str:
+    """A source address of its own, so the failed-authentication limit per address never kicks in."""
+    return next(_SOURCES)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -234,18 +326,55 @@ def test_role_matrix(shared_env: ServerEnv, route: Route, role: str) -> None:
         assert role in body["detail"]
 
 
-def test_table_covers_every_route_and_matches_the_document(shared_env: ServerEnv) -> None:
+def _unlisted(app: Flask) -> set[tuple[str, str]]:
+    """Routes the app serves that no table here lists (the console's pages have their own tests)."""
+    listed = {(r.rule, r.method) for r in ROUTES} | {(u, "GET") for u in PUBLIC_ROUTES}
     served = {
         (r.rule, m)
-        for r in shared_env.app.url_map.iter_rules()
-        if r.rule.startswith("/v1/")
+        for r in app.url_map.iter_rules()
+        if r.endpoint != "static" and not r.rule.startswith(OWN_AUTH_PREFIXES)
         for m in (r.methods or set()) - {"HEAD", "OPTIONS"}
     }
-    assert served == {(r.rule, r.method) for r in ROUTES}
+    return served - listed
+
+
+def test_table_covers_every_route_and_matches_the_document(shared_env: ServerEnv) -> None:
+    assert not _unlisted(shared_env.app), "routes without a row in ROUTES (or PUBLIC_ROUTES)"
+    served = {(r.rule, m) for r in shared_env.app.url_map.iter_rules() for m in r.methods or ()}
+    assert not {(r.rule, r.method) for r in ROUTES} - served, "rows for routes the app does not serve"
+    assert len({(r.rule, r.method) for r in ROUTES}) == len(ROUTES), "a route has two rows"
+    assert all(r.allowed and r.allowed <= set(ROLES) for r in ROUTES)
     doc = shared_env.client.get("/openapi.json").get_json()
     for r in ROUTES:
         path = re.sub(r"<(\w+)>", r"{\1}", r.rule)
         assert set(doc["paths"][path][r.method.lower()]["x-roles"]) == r.allowed
+    # And the other way round: what the document calls public is exactly PUBLIC_ROUTES.
+    public = {
+        (path, method.upper())
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if not op["x-roles"] and not path.startswith(OWN_AUTH_PREFIXES)
+    }
+    assert public == {(u, "GET") for u in PUBLIC_ROUTES}
+
+
+def test_a_route_added_without_a_row_is_caught(shared_env: ServerEnv) -> None:
+    from flask import Blueprint
+
+    from appliance.server import create_app
+    from appliance.server.openapi import operation
+
+    extra = Blueprint("extra", __name__, url_prefix="/v1")
+
+    @extra.get("/unlisted/<name>")
+    @operation(summary="a route nobody put in the table", roles=("admin",))
+    def unlisted(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app = create_app(shared_env.settings, shared_env.node)
+    app.register_blueprint(extra)
+    assert _unlisted(app) == {("/v1/unlisted/<name>", "GET")}
+    assert not _unlisted(shared_env.app)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.rule}")
@@ -262,7 +391,7 @@ def test_table_covers_every_route_and_matches_the_document(shared_env: ServerEnv
     ids=["missing", "unknown", "malformed", "basic-scheme", "empty-bearer", "bad-x-api-key"],
 )
 def test_missing_or_invalid_key_is_401(shared_env: ServerEnv, route: Route, headers: dict[str, str]) -> None:
-    resp = _call(shared_env, route, headers)
+    resp = _call(shared_env, route, headers, source=_fresh_source())
     shared_env.problem(resp, 401, "unauthorized")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 

@@ -256,7 +256,7 @@ def test_reopen_is_idempotent_and_matches_the_tables(store_url, keyring_path, st
     try:
         with engine.connect() as conn:
             assert conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [
-                "0003_privacy"
+                "0004_subject_keys"
             ]
             ctx = MigrationContext.configure(
                 conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
