@@ -197,7 +197,8 @@ def check_record(
         details = dict(details)
     if _plain_json is None or not _plain_json(details):
         _check_value(details, "details", 1)
-    if request_id is not None and not _valid(request_id, _OK_ACTORS, _ACTOR):
+    # Request ids never repeat: checked each time, not remembered (a cache of them only grows).
+    if request_id is not None and (type(request_id) is not str or not _ACTOR.fullmatch(request_id)):
         raise EntryInvalid(f"request_id {request_id!r} must be printable ASCII, 1-128 characters")
     return actor, action, subject, details, request_id
 
