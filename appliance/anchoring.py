@@ -29,16 +29,15 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from appliance._files import endpoint, write_json
 from appliance.errors import KeyFileError
 from appliance.keys import read_secret, write_secret
 from appliance.settings import AnchorSettings
@@ -85,33 +84,6 @@ def _parse_iso(text: str) -> float | None:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def _endpoint(url: str | None) -> str | None:
-    """Scheme, host and port of an RPC URL: provider URLs carry API keys in their paths."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    except ValueError:
-        return "<unparsable URL>"
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomically, 0600 (a deployment file holds the RPC URL, which may embed a provider key)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -316,7 +288,7 @@ class AnchorService:
             return _State()
 
     def _save_state(self, state: _State) -> None:
-        _write_json(self._paths["state"], asdict(state))
+        write_json(self._paths["state"], asdict(state))
 
     @contextmanager
     def _locked(self, wait: float = _LOCK_WAIT_SECONDS) -> Iterator[None]:
@@ -653,7 +625,7 @@ class AnchorService:
             receipt = self._node.record(
                 actor, "ledger.anchor_deployed", details=details, request_id=request_id
             )
-            _write_json(
+            write_json(
                 self._paths["deployment"],
                 {
                     "format": _DEPLOY_FORMAT,
@@ -690,7 +662,7 @@ class AnchorService:
             dep = self.deployment() or {}
             cid = s.ethereum.chain_id or dep.get("chain_id")
             network = str(cid) if cid is not None else network
-            rpc = _endpoint(s.ethereum.rpc_url or dep.get("rpc_url"))
+            rpc = endpoint(s.ethereum.rpc_url or dep.get("rpc_url"))
         elif s.chain == "fabric" and self._anchor is None:
             network, rpc = s.fabric.channel, s.fabric.endpoint
         counts = {k: sum(1 for r in mine if r.status == k) for k in ("pending", "confirmed", "dropped")}

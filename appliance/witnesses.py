@@ -28,7 +28,6 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from appliance._files import endpoint, write_json, write_text
 from appliance.errors import UnknownWitness, WitnessConfigError
 from ledger.checkpoint import SignedCheckpoint, parse_checkpoint
 from ledger.errors import CheckpointInvalid, LedgerError
@@ -86,27 +86,6 @@ def paths(data_dir: Path) -> dict[str, Path]:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _endpoint(url: str) -> str:
-    """Scheme, host and port: what the ledger records of a URL (paths may carry access tokens)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def check_url(url: str) -> str:
@@ -187,7 +166,7 @@ class WitnessService:
             return True  # a damaged registry: the job runs and reports it rather than going quiet
 
     def _save(self, entries: list[WitnessEntry]) -> None:
-        _write_json(
+        write_json(
             self._paths["registry"], {"format": _REGISTRY_FORMAT, "witnesses": [e.as_dict() for e in entries]}
         )
 
@@ -225,7 +204,7 @@ class WitnessService:
                         "witness": entry.name,
                         "key_id": verifier.key_hash.hex(),
                         "vkey": entry.vkey,
-                        "endpoint": _endpoint(url),
+                        "endpoint": endpoint(url),
                     },
                     request_id=request_id,
                 )
@@ -328,7 +307,7 @@ class WitnessService:
         old = self.cosigned_note(signed.checkpoint.tree_size)
         base = old if old is not None and parse_checkpoint(old).body == signed.body else signed.text
         note = merge_signatures(base, line + "\n")
-        _write_text(self._note_path(signed.checkpoint.tree_size), note)
+        write_text(self._note_path(signed.checkpoint.tree_size), note)
         notes = sorted(self._paths["cosigned"].glob("*.note"))
         for stale in notes[:-_KEEP_NOTES]:
             stale.unlink(missing_ok=True)
@@ -446,7 +425,7 @@ class WitnessService:
         finally:
             http.clear()
             with self._locked():
-                _write_json(self._paths["status"], status)
+                write_json(self._paths["status"], status)
         return summary
 
     def _push(
@@ -477,7 +456,7 @@ class WitnessService:
                 data = resp.read(_MAX_RESPONSE + 1, decode_content=True)
                 resp.release_conn()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _PushFailed(f"{_endpoint(url)} unreachable ({type(exc).__name__}: {exc})") from None
+                raise _PushFailed(f"{endpoint(url)} unreachable ({type(exc).__name__}: {exc})") from None
             text = data[:_MAX_RESPONSE].decode("utf-8", "replace")
             if resp.status == 200:
                 return self._cosignature(entry, signed, text)
@@ -497,7 +476,7 @@ class WitnessService:
                     )
                 old = theirs
                 continue
-            raise _PushFailed(f"HTTP {resp.status} from {_endpoint(url)}: {' '.join(text.split())[:300]}")
+            raise _PushFailed(f"HTTP {resp.status} from {endpoint(url)}: {' '.join(text.split())[:300]}")
         raise _PushFailed(f"the witness still reports another size ({old}) after a retry")
 
     @staticmethod
@@ -512,20 +491,6 @@ class WitnessService:
             return line, when
         why = "none by its configured key" if not mine else "it does not verify with the configured key"
         raise _PushFailed(f"the witness answered 200 but {why} ({' '.join(text.split())[:200]!r})")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def summary_line(result: Mapping[str, Any]) -> str:

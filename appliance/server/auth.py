@@ -35,7 +35,16 @@ from appliance.server.errors import HTTPProblem
 from appliance.server.ratelimit import Limit, RateLimiter, retry_after_header
 from appliance.settings import ServerSettings, Settings
 
-__all__ = ["Guard", "authorize", "check_roles", "current_key", "guard", "init_auth", "require"]
+__all__ = [
+    "Guard",
+    "authorize",
+    "check_roles",
+    "current_key",
+    "guard",
+    "init_auth",
+    "require",
+    "verify_token",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -193,16 +202,20 @@ def _token() -> tuple[str | None, AuthResult | None, str]:
     return token, None, _INVALID_KEY
 
 
-def authenticate() -> ApiKey:
-    """The key of this request; raises 401 (or 429 for a source with too many failures) otherwise."""
+def verify_token(
+    token: str, failure: AuthResult | None = None, *, attempts: str = "authentications"
+) -> AuthResult:
+    """Check a presented token under the per-source failure throttle (the API and the console sign-in).
+
+    A key sent costs the source one attempt, taken before the slow argon2 check and given back when
+    the key was good; a source over its limit gets 429 for every token this worker has not verified
+    before. ``failure`` is a refusal already known from the request's shape (no key, two keys).
+    """
     state = guard()
-    state.recorder.flush_due()
     source = request.remote_addr or "-"
-    token, failure, detail = _token()
     store = current_node().keys
-    result = failure if failure is not None else store.check(token or "", verify=False)
+    result = failure if failure is not None else store.check(token, verify=False)
     if result.key is None:
-        # A key sent costs the address one attempt (given back below when it was good); none sent, none.
         wait = state.source_wait(source, take=result.reason != "missing")
         if wait > 0:
             # Known-good tokens (verified earlier by this worker) got through above; everything else waits.
@@ -210,15 +223,24 @@ def authenticate() -> ApiKey:
                 429,
                 "too-many-failed-authentications",
                 "Too many failed authentications",
-                f"too many failed authentications from {source}; retry after {retry_after_header(wait)} s",
+                f"too many failed {attempts} from {source}; retry after {retry_after_header(wait)} s",
                 headers={"Retry-After": retry_after_header(wait)},
             )
         if result.reason == "unverified":
-            result = store.check(token or "")
+            result = store.check(token)
         if result.key is not None:
             state.give_back(source)
     if result.key is None:
         state.failed(source, result)
+    return result
+
+
+def authenticate() -> ApiKey:
+    """The key of this request; raises 401 (or 429 for a source with too many failures) otherwise."""
+    guard().recorder.flush_due()
+    token, failure, detail = _token()
+    result = verify_token(token or "", failure)
+    if result.key is None:
         raise _unauthorized(detail)
     return result.key
 

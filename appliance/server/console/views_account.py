@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from flask import Response, g, request, url_for
 
 from appliance.keys import ApiKey, AuthResult
-from appliance.server.auth import guard
+from appliance.server.auth import verify_token
 from appliance.server.console.blueprint import (
     SIGNIN_COOKIE,
     bp,
@@ -31,8 +31,6 @@ from appliance.server.console.errors import BadFormValue, CsrfRejected, NotSigne
 from appliance.server.console.i18n import LANGUAGES
 from appliance.server.console.pages import nav_for
 from appliance.server.context import current_node, request_id
-from appliance.server.errors import HTTPProblem
-from appliance.server.ratelimit import retry_after_header
 
 __all__ = ["safe_next"]
 
@@ -130,32 +128,11 @@ def signin_post() -> Response | tuple[str, int]:
 def _authenticate(token: str) -> ApiKey | None:
     """The key of a sign-in, throttled and recorded like the JSON API's authentication.
 
-    A source with too many recent failures gets 429 for tokens this worker has not verified before
-    (the API's guard, shared with it), so the form is no easier to guess keys through than the API.
+    The API's per-source guard is shared with it, so the form is no easier to guess keys through.
     """
-    state = guard()
-    store = current_node().keys
-    source = request.remote_addr or "-"
-    result = store.check(token, verify=False) if token else AuthResult(None, "missing")
+    result = verify_token(token, None if token else AuthResult(None, "missing"), attempts="sign-ins")
     if result.key is None:
-        # As authenticate() does for the API: a key sent costs the source one attempt, taken before
-        # the (slow) check and given back when the key was good.
-        wait = state.source_wait(source, take=result.reason != "missing")
-        if wait > 0:
-            raise HTTPProblem(
-                429,
-                "too-many-failed-authentications",
-                "Too many failed authentications",
-                f"too many failed sign-ins from {source}; retry after {retry_after_header(wait)} s",
-                headers={"Retry-After": retry_after_header(wait)},
-            )
-        if result.reason == "unverified":
-            result = store.check(token)
-        if result.key is not None:
-            state.give_back(source)
-    if result.key is None:
-        state.failed(source, result)
-        _record_failure(result, source)
+        _record_failure(result, request.remote_addr or "-")
     return result.key
 
 
