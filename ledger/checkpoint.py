@@ -76,9 +76,10 @@ def _check_name(name: object) -> str:
     return name
 
 
-def _key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
+def _key_hash(name: str, public_key: Ed25519PublicKey, alg: bytes = _ALG_ED25519) -> bytes:
+    """Signed-note key id: SHA-256(name ‖ LF ‖ type ‖ key)[:4]; type 0x01 for notes, 0x04 for cosignatures."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + _ALG_ED25519 + raw).digest()[:4]
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + alg + raw).digest()[:4]
 
 
 def _b64decode(text: str) -> bytes | None:

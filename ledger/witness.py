@@ -26,9 +26,7 @@ formats say so). Only the standard library and ``cryptography``: the offline aud
 from __future__ import annotations
 
 import base64
-import binascii
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -45,7 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger import merkle
-from ledger.checkpoint import NoteVerifier, SignedCheckpoint, parse_checkpoint
+from ledger.checkpoint import _KEY_ID, NoteVerifier, SignedCheckpoint, _b64decode, _key_hash, parse_checkpoint
 from ledger.errors import (
     CheckpointInvalid,
     ConsistencyUnproven,
@@ -79,7 +77,6 @@ _STAMP = struct.Struct(">Q")
 _MAX_TIMESTAMP = 2**63 - 1
 #: The spec's limit on proof lines; a tree of 2**63 leaves needs fewer.
 MAX_PROOF_LINES = 63
-_KEY_ID = re.compile(r"[0-9a-fA-F]{8}")
 _OLD = re.compile(r"old (0|[1-9][0-9]{0,19})")
 _STATE_FORMAT = "appliance-witness-state/1"
 
@@ -93,17 +90,8 @@ def _valid_name(name: object) -> bool:
     )
 
 
-def _b64decode(text: str) -> bytes | None:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw if base64.b64encode(raw).decode("ascii") == text else None
-
-
 def _key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + _ALG_COSIGNATURE_V1 + raw).digest()[:4]
+    return _key_hash(name, public_key, _ALG_COSIGNATURE_V1)
 
 
 def _message(body: bytes, timestamp: int) -> bytes:
