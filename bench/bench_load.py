@@ -75,6 +75,7 @@ class Result:
     requests: int
     errors: int
     appended: int | None  # ledger entries appended while measuring (None for the ceiling)
+    cpu_ms: float  # the workers' CPU time (user + system, every thread) per answered request
 
 
 # -- servers ------------------------------------------------------------------------------------------
@@ -209,12 +210,31 @@ def _ledger_size(base: str) -> int:
     return int(requests.get(base + "/healthz", timeout=60).json()["ledger_size"])
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (all their threads), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        # pid (comm) state ... utime stime: fields 14 and 15, counted after the last ')'.
+        rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(rest[11]) + int(rest[12])
+    return total / ticks
+
+
 def measure(
-    case: str, base: str, path: str, script: str, args: argparse.Namespace, env: dict[str, str]
+    case: str,
+    base: str,
+    path: str,
+    script: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    workers: list[int],
 ) -> Result:
     wrk(base + path, script, WARMUP_SECONDS, args, env)
     before = _ledger_size(base) if case != "ceiling" else None
+    cpu = _cpu_seconds(workers)
     w = wrk(base + path, script, args.duration, args, env)
+    cpu = _cpu_seconds(workers) - cpu
     appended = _ledger_size(base) - before if before is not None else None
     errors = w["status"] + w["connect"] + w["read"] + w["write"] + w["timeout"]
     return Result(
@@ -227,6 +247,7 @@ def measure(
         w["requests"],
         errors,
         appended,
+        cpu * 1000 / max(1, w["requests"]),
     )
 
 
@@ -397,14 +418,14 @@ def main() -> int:
             if args.server_threads is not None:
                 ceiling_cmd += ["--server-threads", str(args.server_threads)]
             for _ in range(args.runs):
-                results["read"].append(measure("read", base, "/", "load_customers.lua", args, wrk_env))
-                results["check"].append(measure("check", base, "/", "load_check_reply.lua", args, wrk_env))
+                for case, script in (("read", "load_customers.lua"), ("check", "load_check_reply.lua")):
+                    results[case].append(measure(case, base, "/", script, args, wrk_env, workers))
             ceiling_url = f"http://127.0.0.1:{cport}"
             with _server(ceiling_cmd, dict(os.environ), ceiling_url + "/noop", tmp / "ceiling.log") as cproc:
-                wait_for_workers(cproc.pid, args.workers, None)
+                cworkers = wait_for_workers(cproc.pid, args.workers, None)
                 for _ in range(args.runs):
                     results["ceiling"].append(
-                        measure("ceiling", ceiling_url, "/noop", "wrk_report.lua", args, wrk_env)
+                        measure("ceiling", ceiling_url, "/noop", "wrk_report.lua", args, wrk_env, cworkers)
                     )
         return report(results, args)
     finally:
@@ -422,7 +443,7 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> int:
     ceiling = _median(results["ceiling"])
     print(
         f"  {'':54} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6} {'ledger+':>8} "
-        f"{'/ceil':>6}"
+        f"{'/ceil':>6} {'cpu ms':>6}"
     )
     ok = True
     for case in ("read", "check", "ceiling"):
@@ -430,7 +451,7 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> int:
         appended = "" if r.appended is None else f"{r.appended:,}"
         print(
             f"  {LABELS[case]:54} {r.rps:>7,.0f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.max_ms:>7.1f} "
-            f"{r.errors:>6} {appended:>8} {r.rps / ceiling.rps:>6.2f}"
+            f"{r.errors:>6} {appended:>8} {r.rps / ceiling.rps:>6.2f} {r.cpu_ms:>6.2f}"
         )
         if args.runs > 1:
             print(

@@ -43,7 +43,15 @@ from appliance.errors import KeyFileError
 from appliance.keys import read_secret, write_secret
 from appliance.store.errors import FieldKeyError
 
-__all__ = ["SUBJECT_KEY_BYTES", "FieldCipher", "FieldKey", "Keyring", "Sealed", "associated_data"]
+__all__ = [
+    "SUBJECT_KEY_BYTES",
+    "CipherMemo",
+    "FieldCipher",
+    "FieldKey",
+    "Keyring",
+    "Sealed",
+    "associated_data",
+]
 
 #: Length of a subject key (random, one per customer).
 SUBJECT_KEY_BYTES = 32
@@ -237,6 +245,10 @@ def _dump(active: str, keys: list[FieldKey]) -> bytes:
     return (json.dumps({"format": _FORMAT, "active": active, "keys": rows}, indent=1) + "\n").encode()
 
 
+#: Ciphers derived during one read, by (field key id, subject key); see :meth:`FieldCipher.decrypt`.
+CipherMemo = dict[tuple[str, bytes | None], "AESGCM | None"]
+
+
 class FieldCipher:
     """Seal and open field values with the keyring's keys; the only code that touches key material."""
 
@@ -278,8 +290,18 @@ class FieldCipher:
         nonce = os.urandom(_NONCE)
         return Sealed(key_id, nonce + aead.encrypt(nonce, data, aad))
 
-    def _open(self, key_id: str, blob: bytes, aad: bytes, subject_key: bytes | None) -> bytes:
-        aead = self._cipher(key_id, subject_key) if isinstance(key_id, str) else None
+    def _open(
+        self, key_id: str, blob: bytes, aad: bytes, subject_key: bytes | None, memo: CipherMemo | None = None
+    ) -> bytes:
+        if not isinstance(key_id, str):
+            aead = None
+        elif memo is None:
+            aead = self._cipher(key_id, subject_key)
+        else:
+            try:
+                aead = memo[key_id, subject_key]
+            except KeyError:
+                aead = memo[key_id, subject_key] = self._cipher(key_id, subject_key)
         if aead is None or not isinstance(blob, bytes | bytearray | memoryview) or len(blob) < _NONCE + 16:
             raise FieldKeyError(_OPAQUE)
         blob = bytes(blob)
@@ -292,10 +314,22 @@ class FieldCipher:
         """Seal under the active field key, and under the subject's key too when one is given."""
         return self._seal(plaintext.encode("utf-8"), aad, subject_key)
 
-    def decrypt(self, key_id: str, blob: bytes, aad: bytes, subject_key: bytes | None = None) -> str:
-        """Open a value sealed by :meth:`encrypt` (with the same subject key, or none)."""
+    def decrypt(
+        self,
+        key_id: str,
+        blob: bytes,
+        aad: bytes,
+        subject_key: bytes | None = None,
+        memo: CipherMemo | None = None,
+    ) -> str:
+        """Open a value sealed by :meth:`encrypt` (with the same subject key, or none).
+
+        ``memo``: a dict the caller keeps for the values of one read, so that a customer's data key
+        is derived (HKDF) once for all their fields rather than once per value. It holds derived keys:
+        keep it no longer than the read (an erasure must leave nothing behind in memory).
+        """
         try:
-            return self._open(key_id, blob, aad, subject_key).decode("utf-8")
+            return self._open(key_id, blob, aad, subject_key, memo).decode("utf-8")
         except UnicodeDecodeError:
             raise FieldKeyError(_OPAQUE) from None
 

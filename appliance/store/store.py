@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from appliance.store import tables as t
-from appliance.store.crypto import FieldCipher, Keyring, associated_data
+from appliance.store.crypto import CipherMemo, FieldCipher, Keyring, associated_data
 from appliance.store.errors import (
     FieldKeyError,
     RecordInvalid,
@@ -107,6 +107,34 @@ class RotationReport:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _one_customer_statement(column: Any) -> Any:
+    c, cf, sk = t.customers, t.customer_fields, t.subject_keys
+    return (
+        select(
+            c.c.id,
+            c.c.external_id,
+            c.c.region,
+            c.c.created,
+            cf.c.customer_id,
+            cf.c.field,
+            cf.c.value,
+            cf.c.ciphertext,
+            cf.c.key_id,
+            sk.c.wrapped,
+            sk.c.key_id.label("sk_key_id"),
+        )
+        .select_from(c.outerjoin(cf, cf.c.customer_id == c.c.id).outerjoin(sk, sk.c.customer_id == c.c.id))
+        .where(column == bindparam("key"))
+    )
+
+
+#: :meth:`Store._one_customer`'s statements, by the column that names the customer.
+_ONE_CUSTOMER = {
+    "id": _one_customer_statement(t.customers.c.id),
+    "external_id": _one_customer_statement(t.customers.c.external_id),
+}
 
 
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -390,21 +418,53 @@ class Store:
             if fields is not None:
                 q = q.where(cf.c.field.in_(list(fields)))
             keys: dict[int, bytes | None] = {}
+            memo: CipherMemo = {}
             for f in conn.execute(q):
-                spec = self.schema.field(f.field)
-                if spec is None:  # no longer declared: not returned (it may be unclassified PII)
-                    continue
-                if f.ciphertext is not None:
-                    text = self.cipher.decrypt(
-                        f.key_id,
-                        f.ciphertext,
-                        associated_data("customer_fields", f.field, f.customer_id),
-                        self._subject_key(keys, f.customer_id, f.sk_key_id, f.wrapped),
-                    )
-                else:
-                    text = f.value
-                out[f.customer_id][f.field] = spec.decode(text)
+                self._put_field(
+                    out[f.customer_id],
+                    f,
+                    self._subject_key(keys, f.customer_id, f.sk_key_id, f.wrapped),
+                    memo,
+                )
         return list(out.values())
+
+    def _put_field(self, record: dict[str, Any], f: Any, subject_key: bytes | None, memo: CipherMemo) -> None:
+        """One stored field row into its record, opened and decoded; undeclared fields are left out."""
+        spec = self.schema.field(f.field)
+        if spec is None:  # no longer declared: not returned (it may be unclassified PII)
+            return
+        if f.ciphertext is not None:
+            aad = associated_data("customer_fields", f.field, f.customer_id)
+            text = self.cipher.decrypt(f.key_id, f.ciphertext, aad, subject_key, memo)
+        else:
+            text = f.value
+        record[f.field] = spec.decode(text)
+
+    def _one_customer(self, conn: Connection, by: str, key: int | str) -> dict[str, Any] | None:
+        """One customer in one statement (the hot path of every masked read).
+
+        The head, the fields and the subject key come in one prebuilt statement: no statement is built
+        per call and the database is asked once. The unwrapped subject key goes to the subject store's
+        cache, so the pseudonym that the read's ledger entry needs does not fetch it again.
+        """
+        rows = conn.execute(_ONE_CUSTOMER[by], {"key": key}).all()
+        if not rows:
+            return None
+        h = rows[0]
+        record: dict[str, Any] = {
+            "id": h.id,
+            "external_id": h.external_id,
+            "region": h.region,
+            "created": h.created,
+        }
+        subject_key = None if h.wrapped is None else self.cipher.unwrap(h.sk_key_id or "", h.wrapped, h.id)
+        memo: CipherMemo = {}
+        for f in rows:
+            if f.field is not None:
+                self._put_field(record, f, subject_key, memo)
+        if subject_key is not None:
+            self.subjects.remember({h.id: subject_key})
+        return record
 
     def _subject_key(
         self, memo: dict[int, bytes | None], customer_id: int, key_id: str | None, wrapped: bytes | None
@@ -419,10 +479,10 @@ class Store:
     def get_customer(self, customer_id: int) -> dict[str, Any]:
         """One customer as a dict: core columns and the declared fields it has, decrypted."""
         with _db(self._engine), self._engine.connect() as conn:
-            found = self._customers(conn, t.customers.c.id == customer_id)
-        if not found:
+            found = self._one_customer(conn, "id", customer_id)
+        if found is None:
             raise UnknownCustomer(customer_id)
-        return found[0]
+        return found
 
     def get_customers(
         self, ids: Sequence[int], fields: Sequence[str] | None = None
@@ -437,8 +497,7 @@ class Store:
 
     def find_customer_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         with _db(self._engine), self._engine.connect() as conn:
-            found = self._customers(conn, t.customers.c.external_id == external_id)
-        return found[0] if found else None
+            return self._one_customer(conn, "external_id", external_id)
 
     def list_customers(self, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """A page of customers in id order (keyset pagination: pass the last id as ``after_id``)."""
@@ -602,6 +661,7 @@ class Store:
         msgs: dict[int, list[Message]] = {h.id: [] for h in heads}
         tm, tr, sk = t.transcript_messages, t.transcripts, t.subject_keys
         keys: dict[int, bytes | None] = {}
+        memo: CipherMemo = {}
         for chunk in _chunks(list(msgs)):
             # The subject key in the same statement as the messages (see appliance/store/subjects.py).
             q = (
@@ -617,7 +677,7 @@ class Store:
             for m in conn.execute(q):
                 aad = associated_data("transcript_messages", "text", f"{m.transcript_id}:{m.seq}")
                 subject_key = self._subject_key(keys, m.customer_id, m.sk_key_id, m.wrapped)
-                text = self.cipher.decrypt(m.key_id, m.ciphertext, aad, subject_key)
+                text = self.cipher.decrypt(m.key_id, m.ciphertext, aad, subject_key, memo)
                 msgs[m.transcript_id].append(Message(m.seq, m.ts, m.speaker, text))
         return [Transcript(h.id, h.customer_id, h.channel, h.started, tuple(msgs[h.id])) for h in heads]
 

@@ -119,7 +119,7 @@ class SubjectStore:
         absent = [cid for cid in missing if cid not in fetched]
         if absent and create:
             fetched.update(self._create(absent))
-        self._remember(fetched)
+        self.remember(fetched)
         out.update(fetched)
         return out
 
@@ -138,7 +138,8 @@ class SubjectStore:
         with self._lock:
             self._cache.pop(customer_id, None)
 
-    def _remember(self, keys: Mapping[int, bytes]) -> None:
+    def remember(self, keys: Mapping[int, bytes]) -> None:
+        """Cache keys unwrapped by a read that joined them with the customer's values."""
         expires = time.monotonic() + CACHE_SECONDS
         with self._lock:
             for cid, key in keys.items():

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 
 from appliance.store import FieldKeyError, RecordInvalid, Store, StoreError, UnknownCustomer
 from appliance.store import tables as t
@@ -64,6 +64,42 @@ def test_customers_round_trip_and_sensitive_values_are_sealed_at_rest(store):
         assert ZHANG[name].encode() not in bytes(row.ciphertext)
     assert rows[(ids[0], "segment")].value == "mass" and rows[(ids[0], "segment")].ciphertext is None
     assert store.count_customers() == 2
+
+
+def test_one_customer_reads_in_one_statement_and_agrees_with_the_list_read(store):
+    """get_customer is the masked read's hot path: one prebuilt statement (head, fields and subject key
+    joined), the same record as the list path, and the unwrapped key left for the read's pseudonym."""
+    a, b, bare = store.add_customers([ZHANG, SMITH, {**SMITH, "external_id": "X-1"}])
+    engine = _raw(store)
+    try:
+        with engine.begin() as conn:  # a field the schema no longer declares is never returned
+            conn.execute(insert(t.customer_fields).values(customer_id=a, field="retired_field", value="x"))
+            conn.execute(delete(t.customer_fields).where(t.customer_fields.c.customer_id == bare))
+    finally:
+        engine.dispose()
+    listed = {c["id"]: c for c in store.list_customers(limit=10)}
+    statements = []
+    event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda *args: statements.append(args[2]) if args[2].startswith("SELECT") else None,
+    )
+    store.subjects.forget(a)
+    for cid in (a, b, bare):
+        assert store.get_customer(cid) == listed[cid]
+    assert store.find_customer_by_external_id("US-0001") == listed[b]
+    assert "retired_field" not in listed[a] and set(listed[bare]) == {
+        "id",
+        "external_id",
+        "region",
+        "created",
+    }
+    assert len(statements) == 4
+    statements.clear()
+    store.subjects.keys([a, b])  # both keys came with the reads: no statement
+    assert statements == []
+    with pytest.raises(UnknownCustomer):
+        store.get_customer(999_999)
 
 
 def test_a_bad_row_writes_nothing_of_the_call(store):
