@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
@@ -115,7 +115,9 @@ def operation(
             kwargs = {k: _validate(m, sources[k](), k) for k, m in models.items() if m is not None}
             result = fn(**kwargs) if op.path is not None else fn(**url_args, **kwargs)
             if isinstance(result, BaseModel):
-                return jsonify(result.model_dump(mode="json")), op.status
+                # pydantic's own serializer, straight to bytes: the same JSON as model_dump(mode="json")
+                # through the json module, at a fraction of the cost on the hot read paths.
+                return Response(result.model_dump_json(), op.status, mimetype="application/json")
             return result
 
         view.openapi = op  # type: ignore[attr-defined]

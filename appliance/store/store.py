@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -110,6 +110,8 @@ def _utcnow() -> datetime:
 
 
 def _one_customer_statement(column: Any) -> Any:
+    """A customer's head, fields and subject key in one statement; the columns are in :class:`_OneRow`'s
+    order (the customer's columns, then one field's, then the key's)."""
     c, cf, sk = t.customers, t.customer_fields, t.subject_keys
     return (
         select(
@@ -117,24 +119,71 @@ def _one_customer_statement(column: Any) -> Any:
             c.c.external_id,
             c.c.region,
             c.c.created,
+            sk.c.wrapped,
+            sk.c.key_id,
             cf.c.customer_id,
             cf.c.field,
             cf.c.value,
             cf.c.ciphertext,
             cf.c.key_id,
-            sk.c.wrapped,
-            sk.c.key_id.label("sk_key_id"),
         )
         .select_from(c.outerjoin(cf, cf.c.customer_id == c.c.id).outerjoin(sk, sk.c.customer_id == c.c.id))
         .where(column == bindparam("key"))
     )
 
 
-#: :meth:`Store._one_customer`'s statements, by the column that names the customer.
-_ONE_CUSTOMER = {
-    "id": _one_customer_statement(t.customers.c.id),
-    "external_id": _one_customer_statement(t.customers.c.external_id),
-}
+class _FieldRow(NamedTuple):
+    """The field part of a :func:`_one_customer_statement` row, as :meth:`Store._put_field` reads it."""
+
+    customer_id: int
+    field: str
+    value: str | None
+    ciphertext: bytes | None
+    key_id: str | None
+
+
+class _RawRead:
+    """A prebuilt SELECT run on a pooled DBAPI connection, for the masked-read hot path.
+
+    SQLAlchemy's Connection (autobegin and its BEGIN, events, the result proxy and a type processor
+    per value) cost more than the query itself when a read is one indexed statement. One statement is
+    one snapshot on both backends, so no explicit transaction is needed. Errors leave as SQLAlchemy's
+    DBAPIError (a dropped PostgreSQL connection invalidated), so :func:`_db` maps them like any other.
+    """
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self._engine = engine
+        self._sql = str(compiled)
+        self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self._error: Any = engine.dialect.loaded_dbapi.Error  # the driver's base exception class
+
+    def all(self, **params: Any) -> list[tuple[Any, ...]]:
+        args = tuple(params[n] for n in self._positions) if self._positions is not None else params
+        conn = self._engine.raw_connection()
+        cursor = None
+        try:
+            cursor = conn.cursor()
+            cursor.execute(self._sql, args)
+            return list(cursor.fetchall())
+        except self._error as exc:
+            gone = self._engine.dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+            if gone:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                self._sql,
+                None,
+                exc,
+                self._error,
+                hide_parameters=True,
+                connection_invalidated=gone,
+                dialect=self._engine.dialect,
+            ) from exc
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+            conn.close()  # back to the pool, which ends PostgreSQL's implicit transaction
 
 
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -197,6 +246,15 @@ class Store:
         self._engine = engine
         self.cipher = cipher
         self.schema = schema
+        self._one_reads = {
+            "id": _RawRead(engine, _one_customer_statement(t.customers.c.id)),
+            "external_id": _RawRead(engine, _one_customer_statement(t.customers.c.external_id)),
+        }
+        # The DBAPI's value of customers.created as the store's (SQLite keeps datetimes as text).
+        created = t.customers.c.created.type.dialect_impl(engine.dialect).result_processor(
+            engine.dialect, None
+        )
+        self._created: Callable[[Any], Any] = created if created is not None else (lambda v: v)
         from appliance.store.privacy import PrivacyStore
         from appliance.store.proactive import ProactiveStore
         from appliance.store.subjects import SubjectStore
@@ -440,30 +498,32 @@ class Store:
             text = f.value
         record[f.field] = spec.decode(text)
 
-    def _one_customer(self, conn: Connection, by: str, key: int | str) -> dict[str, Any] | None:
+    def _one_customer(self, by: str, key: int | str) -> dict[str, Any] | None:
         """One customer in one statement (the hot path of every masked read).
 
-        The head, the fields and the subject key come in one prebuilt statement: no statement is built
-        per call and the database is asked once. The unwrapped subject key goes to the subject store's
-        cache, so the pseudonym that the read's ledger entry needs does not fetch it again.
+        The head, the fields and the subject key come in one prebuilt statement (:class:`_RawRead`):
+        nothing is built per call and the database is asked once. The unwrapped subject key goes to
+        the subject store's cache, so the pseudonym that the read's ledger entry needs does not fetch
+        it again.
         """
-        rows = conn.execute(_ONE_CUSTOMER[by], {"key": key}).all()
+        with _db(self._engine):
+            rows = self._one_reads[by].all(key=key)
         if not rows:
             return None
-        h = rows[0]
+        cid, external_id, region, created, wrapped, sk_key_id = rows[0][:6]
         record: dict[str, Any] = {
-            "id": h.id,
-            "external_id": h.external_id,
-            "region": h.region,
-            "created": h.created,
+            "id": cid,
+            "external_id": external_id,
+            "region": region,
+            "created": self._created(created),
         }
-        subject_key = None if h.wrapped is None else self.cipher.unwrap(h.sk_key_id or "", h.wrapped, h.id)
+        subject_key = None if wrapped is None else self.cipher.unwrap(sk_key_id or "", bytes(wrapped), cid)
         memo: CipherMemo = {}
-        for f in rows:
-            if f.field is not None:
-                self._put_field(record, f, subject_key, memo)
+        for row in rows:
+            if row[7] is not None:  # a customer without fields has one row, its field columns NULL
+                self._put_field(record, _FieldRow(*row[6:]), subject_key, memo)
         if subject_key is not None:
-            self.subjects.remember({h.id: subject_key})
+            self.subjects.remember({cid: subject_key})
         return record
 
     def _subject_key(
@@ -478,8 +538,7 @@ class Store:
 
     def get_customer(self, customer_id: int) -> dict[str, Any]:
         """One customer as a dict: core columns and the declared fields it has, decrypted."""
-        with _db(self._engine), self._engine.connect() as conn:
-            found = self._one_customer(conn, "id", customer_id)
+        found = self._one_customer("id", customer_id)
         if found is None:
             raise UnknownCustomer(customer_id)
         return found
@@ -496,8 +555,7 @@ class Store:
         return out
 
     def find_customer_by_external_id(self, external_id: str) -> dict[str, Any] | None:
-        with _db(self._engine), self._engine.connect() as conn:
-            return self._one_customer(conn, "external_id", external_id)
+        return self._one_customer("external_id", external_id)
 
     def list_customers(self, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """A page of customers in id order (keyset pagination: pass the last id as ``after_id``)."""

@@ -68,7 +68,8 @@ def test_customers_round_trip_and_sensitive_values_are_sealed_at_rest(store):
 
 def test_one_customer_reads_in_one_statement_and_agrees_with_the_list_read(store):
     """get_customer is the masked read's hot path: one prebuilt statement (head, fields and subject key
-    joined), the same record as the list path, and the unwrapped key left for the read's pseudonym."""
+    joined) on one pooled connection, the same record as the list path, and the unwrapped key left for
+    the read's pseudonym."""
     a, b, bare = store.add_customers([ZHANG, SMITH, {**SMITH, "external_id": "X-1"}])
     engine = _raw(store)
     try:
@@ -78,12 +79,8 @@ def test_one_customer_reads_in_one_statement_and_agrees_with_the_list_read(store
     finally:
         engine.dispose()
     listed = {c["id"]: c for c in store.list_customers(limit=10)}
-    statements = []
-    event.listen(
-        store.engine,
-        "before_cursor_execute",
-        lambda *args: statements.append(args[2]) if args[2].startswith("SELECT") else None,
-    )
+    checkouts = []  # the read runs one statement on a pooled DBAPI connection, past Connection events
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(1))
     store.subjects.forget(a)
     for cid in (a, b, bare):
         assert store.get_customer(cid) == listed[cid]
@@ -94,12 +91,40 @@ def test_one_customer_reads_in_one_statement_and_agrees_with_the_list_read(store
         "region",
         "created",
     }
-    assert len(statements) == 4
-    statements.clear()
-    store.subjects.keys([a, b])  # both keys came with the reads: no statement
-    assert statements == []
+    assert len(checkouts) == 4
+    checkouts.clear()
+    store.subjects.keys([a, b])  # both keys came with the reads: the database is not asked
+    assert checkouts == []
     with pytest.raises(UnknownCustomer):
         store.get_customer(999_999)
+
+
+def test_the_one_customer_read_maps_database_failures_and_survives_dropped_connections(store):
+    """The raw read path answers failures as the store's errors (never the driver's, never the SQL's
+    parameters), and a PostgreSQL connection dropped between reads is replaced, not served broken."""
+    (a,) = store.add_customers([ZHANG])
+    assert store.get_customer(a)["mobile"] == ZHANG["mobile"]
+    engine = _raw(store)
+    try:
+        if store.engine.dialect.name == "postgresql":
+            with engine.connect() as conn:  # every connection of the store's pool dies
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            assert store.get_customer(a)["mobile"] == ZHANG["mobile"]
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE subject_keys RENAME TO subject_keys_gone"))
+        with pytest.raises(StoreError, match="failed") as err:
+            store.get_customer(a)
+        assert not isinstance(err.value, UnknownCustomer) and "CN-0001" not in str(err.value)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE subject_keys_gone RENAME TO subject_keys"))
+    finally:
+        engine.dispose()
+    assert store.find_customer_by_external_id("CN-0001")["id"] == a
 
 
 def test_a_bad_row_writes_nothing_of_the_call(store):
