@@ -122,7 +122,8 @@ class TreeFile:
             return []
         first, last = leaf_position(start), leaf_position(end - 1)
         raw = self._mapped((last + 1) * HASH_SIZE)[first * HASH_SIZE : (last + 1) * HASH_SIZE]
-        return [raw[(leaf_position(i) - first) * HASH_SIZE :][:HASH_SIZE] for i in range(start, end)]
+        offsets = ((leaf_position(i) - first) * HASH_SIZE for i in range(start, end))
+        return [raw[o : o + HASH_SIZE] for o in offsets]
 
     def slots(self, first: int, count: int) -> bytes:
         """``count`` stored slots from slot ``first`` on (fewer where the file ends)."""
