@@ -489,12 +489,38 @@ class Ledger:
             with self._cv:
                 while not self._pending and not self._stopping:
                     self._cv.wait()
-                batch, self._pending = self._pending, []
-            if batch:
-                with self._mutex:
-                    self._commit_pending(batch)
-            elif self._stopping:
-                return
+                if not self._pending:  # stopping, and nothing left to write
+                    return
+            with self._mutex:
+                self._commit_pending()
+
+    def _take_pending(self) -> list[_Pending]:
+        with self._cv:
+            batch, self._pending = self._pending, []
+        return batch
+
+    def _commit_pending(self) -> None:
+        """Commit what is queued; caller holds ``self._mutex``.
+
+        The batch is taken once the cross-process lock is held, not before: appends that arrive while
+        another process commits (its fsyncs) join this commit instead of waiting for the next one.
+        Under load that makes batches larger and fsyncs per entry fewer, at no cost in latency.
+        """
+        batch: list[_Pending] = []
+        try:
+            with self._locked(exclusive=True):
+                batch = self._take_pending()
+                if not batch:
+                    return
+                receipts = self._commit_locked([p.fields for p in batch])
+        except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
+            for p in batch or self._take_pending():
+                p.error = exc
+                p.done.set()
+            return
+        for p, r in zip(batch, receipts, strict=True):
+            p.receipt = r
+            p.done.set()
 
     def append_many(self, records: Iterable[Record]) -> BatchReceipt:
         """Record a batch atomically: all entries are durable, or none is written."""
@@ -505,60 +531,54 @@ class Ledger:
                 return BatchReceipt(self._size, 0, b"", utc_timestamp())
             return self._commit(fields)
 
-    def _commit_pending(self, batch: list[_Pending]) -> None:
-        try:
-            receipts = self._commit([p.fields for p in batch])
-        except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure
-            for p in batch:
-                p.error = exc
-                p.done.set()
-            return
-        for p, r in zip(batch, receipts, strict=True):
-            p.receipt = r
-            p.done.set()
-
     def _commit(self, fields: list[tuple[str, str, list[str], dict[str, Any], str | None]]) -> BatchReceipt:
         """Encode, write, fsync; caller holds ``self._mutex``."""
+        with self._locked(exclusive=True):
+            return self._commit_locked(fields)
+
+    def _commit_locked(
+        self, fields: list[tuple[str, str, list[str], dict[str, Any], str | None]]
+    ) -> BatchReceipt:
+        """:meth:`_commit` for a caller that holds the cross-process lock too."""
         if self._closed:
             raise LedgerClosed("the ledger is closed")
         if self._broken:
             raise LedgerError(f"the ledger stopped accepting appends: {self._broken}; reopen it")
-        with self._locked(exclusive=True):
-            self._recover(full=False)
-            if self._seg_offset >= self._max_segment_bytes:
-                self._roll_segment()
-            # Never earlier than the entry before (the wall clock may step back): searches by time
-            # bisect on seq (appliance.ledger_query), which needs times that never decrease.
-            stamp = max(utc_timestamp(), self._tail_time())
-            first = self._w_size
-            prev = self._prev
-            old_offset = self._seg_offset
-            try:
-                frames, offsets, leaves, prev, off = _kernel.encode_chain(
-                    fields, prev, first, stamp, old_offset, MAX_ENTRY_BYTES, canonical_json
-                )
-            except ValueError as exc:
-                i, n = exc.args
-                raise EntryInvalid(
-                    f"entry for {fields[i][1]!r} is {n} bytes; at most {MAX_ENTRY_BYTES} "
-                    "(record digests of large data, not the data)"
-                ) from None
-            seq = first + len(fields)
-            nodes, frontier = _kernel.extend_tree(self._frontier, first, leaves)
-            try:
-                _write_all(self._seg_fd, frames, old_offset)
-                os.fdatasync(self._seg_fd)
-                _write_all(self._index_fd, offsets, first * 8)
-                self._tree.append(nodes, first)
-                self._tree.sync()
-            except OSError as exc:
-                self._undo(first, old_offset)
-                raise LedgerError(f"could not make entries durable ({exc}); nothing was recorded") from exc
-            self._size = self._w_size = seq
-            self._prev, self._frontier = prev, frontier
-            self._seg_offset = off
-            self._last_time = (seq - 1, stamp)
-            return BatchReceipt(first, seq - first, leaves, stamp)
+        self._recover(full=False)
+        if self._seg_offset >= self._max_segment_bytes:
+            self._roll_segment()
+        # Never earlier than the entry before (the wall clock may step back): searches by time
+        # bisect on seq (appliance.ledger_query), which needs times that never decrease.
+        stamp = max(utc_timestamp(), self._tail_time())
+        first = self._w_size
+        prev = self._prev
+        old_offset = self._seg_offset
+        try:
+            frames, offsets, leaves, prev, off = _kernel.encode_chain(
+                fields, prev, first, stamp, old_offset, MAX_ENTRY_BYTES, canonical_json
+            )
+        except ValueError as exc:
+            i, n = exc.args
+            raise EntryInvalid(
+                f"entry for {fields[i][1]!r} is {n} bytes; at most {MAX_ENTRY_BYTES} "
+                "(record digests of large data, not the data)"
+            ) from None
+        seq = first + len(fields)
+        nodes, frontier = _kernel.extend_tree(self._frontier, first, leaves)
+        try:
+            _write_all(self._seg_fd, frames, old_offset)
+            os.fdatasync(self._seg_fd)
+            _write_all(self._index_fd, offsets, first * 8)
+            self._tree.append(nodes, first)
+            self._tree.sync()
+        except OSError as exc:
+            self._undo(first, old_offset)
+            raise LedgerError(f"could not make entries durable ({exc}); nothing was recorded") from exc
+        self._size = self._w_size = seq
+        self._prev, self._frontier = prev, frontier
+        self._seg_offset = off
+        self._last_time = (seq - 1, stamp)
+        return BatchReceipt(first, seq - first, leaves, stamp)
 
     def _tail_time(self) -> str:
         """Time of the last entry (writer state; "" for an empty log), read once after a recovery."""

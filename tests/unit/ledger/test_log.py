@@ -94,6 +94,39 @@ def test_group_commit_acknowledges_every_concurrent_append(led):
         assert led.leaf_hash(r.seq) == r.leaf_hash
 
 
+def test_appends_waiting_on_another_process_join_one_commit(led, tmp_path):
+    """While another process holds the ledger lock (its commit, its fsyncs), appends queue; the commit
+    that follows takes all of them once it has the lock, not only those queued before it waited."""
+    import fcntl
+    import time
+
+    led.append("agent:k1", "reply.checked", [], {"warm": True})  # the committer thread is running
+    other = os.open(str(tmp_path / "ledger" / "ledger.lock"), os.O_RDWR)
+    receipts = []
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        threads = [
+            threading.Thread(
+                target=lambda i=i: receipts.append(led.append("agent:k1", "reply.checked", [], {"i": i}))
+            )
+            for i in range(6)
+        ]
+        for th in threads:
+            th.start()
+            time.sleep(0.05)  # one by one: the first is queued well before the last
+        deadline = time.monotonic() + 10
+        while len(led._pending) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receipts == []  # nothing is acknowledged while the other process holds the lock
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    for th in threads:
+        th.join()
+    assert sorted(r.seq for r in receipts) == list(range(1, 7))
+    assert len({r.time for r in receipts}) == 1  # one commit: one time stamp for the batch
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
