@@ -8,6 +8,7 @@ gunicorn is ready and stopped when it exits.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from appliance.logs import configure_logging
 from appliance.node import Node
 from appliance.settings import ServerSettings, Settings
 
-__all__ = ["check_tls_files", "gunicorn_options", "serve", "tls_options"]
+__all__ = ["check_port_free", "check_tls_files", "gunicorn_options", "serve", "tls_options"]
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -168,8 +169,32 @@ class _Application(BaseApplication):  # type: ignore[misc]
         metrics.process_exited(worker.pid)
 
 
+def check_port_free(server: ServerSettings) -> None:
+    """Refuse a port that another server listens on, before gunicorn binds it.
+
+    The workers listen with SO_REUSEPORT (see :func:`gunicorn_options`), so the kernel would let a
+    second ``appliance serve`` on the same port bind too, and the two would silently share the
+    traffic (and two nodes' ledgers the requests). A probe without SO_REUSEPORT is refused by any
+    listener; SO_REUSEADDR keeps connections of a server that just stopped (TIME_WAIT) from counting.
+    """
+    if server.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((server.host, server.port))
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot listen on {server.host}:{server.port} ({exc.strerror or exc}): another server, "
+                "perhaps another `appliance serve`, holds it; stop that one or set server.port"
+            ) from None
+
+
 def serve(settings: Settings, config: str | None = None, *, scheduler: bool = True) -> None:
-    """Serve until SIGTERM/SIGINT; raises SettingsError/KeyFileError for unusable TLS files first."""
+    """Serve until SIGTERM/SIGINT; raises SettingsError/KeyFileError for unusable TLS files or a port
+    in use first."""
     check_tls_files(settings.server)
+    check_port_free(settings.server)
     os.environ["APPLIANCE_NODE__DATA_DIR"] = str(settings.data_dir)
     _Application(settings, config, scheduler).run()
