@@ -19,14 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,9 +32,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
+from support.live_server import BIN, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-BIN = Path(sys.executable).parent
 ROLES = ("admin", "agent", "supervisor", "analyst", "custodian", "auditor", "ops")
 SEED = 20_251_124
 CHECKS = [
@@ -67,12 +62,6 @@ SETTINGS = {
         suppress_health_check=list(HealthCheck),
     ),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rate_limits_off() -> dict[str, str]:
@@ -115,37 +104,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             text=True,
         )
         keys[role] = made.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    log = data.parent / "server.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(
-            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2", "--no-scheduler"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-        time.sleep(0.2)
-    yield {"base": base, "keys": keys, "log": log, "data": data}
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-4000:]
+    with serve(env, log=data.parent / "server.log", args=("--workers", "2", "--no-scheduler")) as live:
+        yield {"base": live.base, "keys": keys, "log": live.log, "data": data}
 
 
 @pytest.fixture(scope="module")

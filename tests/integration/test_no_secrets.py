@@ -23,10 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections import defaultdict
@@ -38,9 +35,9 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import inspect, text
+from support.live_server import BIN, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-BIN = Path(sys.executable).parent
 UNPRIVILEGED = ("agent", "ops", "analyst", "auditor")
 IDENTIFIER_FIELDS = (
     "full_name",
@@ -200,12 +197,6 @@ class Flow:
         return resp
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rate_limits_off() -> dict[str, str]:
     from appliance.settings import ServerSettings
 
@@ -294,39 +285,11 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     )
     subprocess.run([BIN / "appliance", "init", "--demo"], env=env, check=True, capture_output=True)
     tokens = json.loads((data / "demo-api-keys.json").read_text())
-    port = _free_port()
     stdout, stderr = data.parent / "stdout.log", data.parent / "stderr.log"
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        proc = subprocess.Popen(
-            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"server did not start: {stderr.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.2)
-    f = Flow(data, base, tokens, stdout, stderr)
-    try:
+    with serve(env, log=stderr, stdout=stdout, stop_timeout=30) as live:
+        f = Flow(data, live.base, tokens, stdout, stderr)
         _run_flow(f)
         time.sleep(3)  # let the scheduler sign a checkpoint and log about it
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     yield f
 
 

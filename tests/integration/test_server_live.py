@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
+from support.live_server import BIN, serve
 
 from ledger.verify import verify_ledger
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,38 +28,8 @@ def server(tmp_path_factory):
     )
     subprocess.run([BIN / "appliance", "init", "--demo"], env=env, check=True, capture_output=True)
     keys = json.loads((data / "demo-api-keys.json").read_text())
-    port = _free_port()
-    log = data.parent / "server.log"
-    with open(log, "wb") as out:  # a file, not a pipe nobody drains
-        proc = subprocess.Popen(
-            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-        time.sleep(0.2)
-    yield {"base": base, "keys": keys, "data": data, "env": env, "proc": proc, "log": log}
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail("the server did not stop on SIGTERM within 20 s")
-    # The scheduler process went with it.
-    assert "Traceback" not in log.read_text(errors="replace")
+    with serve(env, log=data.parent / "server.log") as live:
+        yield {"base": live.base, "keys": keys, "data": data, "env": env, "proc": live.proc, "log": live.log}
 
 
 def _h(server, role: str) -> dict[str, str]:

@@ -11,12 +11,9 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,16 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from support.live_server import BIN, free_port, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two servers and two CLI runs: ~40 s
-BIN = Path(sys.executable).parent
 MAX_BODY = 65_536
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
@@ -122,7 +113,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _serve(node: dict[str, Any], pki: dict[str, Path], *, client_ca: bool, log: Path) -> Iterator[str]:
-    port = _free_port()
     env = dict(
         os.environ,
         APPLIANCE_NODE__DATA_DIR=str(node["data"]),
@@ -133,35 +123,14 @@ def _serve(node: dict[str, Any], pki: dict[str, Path], *, client_ca: bool, log: 
     if client_ca:
         env["APPLIANCE_SERVER__TLS_CLIENT_CA_FILE"] = str(pki["ca"])
     cert = (str(pki["client_cert"]), str(pki["client_key"])) if client_ca else None
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2", "--no-scheduler"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if requests.get(base + "/healthz", verify=str(pki["ca"]), cert=cert, timeout=2).ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker booting
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert "Traceback" not in log.read_text(errors="replace")
+    with serve(
+        env,
+        log=log,
+        args=("--workers", "2", "--no-scheduler"),
+        scheme="https",
+        probe={"verify": str(pki["ca"]), "cert": cert},
+    ) as live:
+        yield live.base
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +263,7 @@ def test_serve_refuses_a_private_key_others_can_read(
         APPLIANCE_SERVER__TLS_CERT_FILE=str(pki["cert"]),
         APPLIANCE_SERVER__TLS_KEY_FILE=str(loose),
     )
-    port = str(_free_port())
+    port = str(free_port())
     out = subprocess.run(
         [BIN / "appliance", "serve", "--port", port, "--no-scheduler"],
         env=env,

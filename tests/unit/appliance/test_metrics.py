@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from support.live_server import BIN, serve
 
 from appliance import jobs, metrics
 from appliance.store.tables import TRIGGER_STATUSES
@@ -27,8 +24,6 @@ from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
     from conftest import ServerEnv
-
-BIN = Path(sys.executable).parent
 
 
 def _samples(text: str | bytes) -> list[tuple[str, dict[str, str], float]]:
@@ -276,12 +271,6 @@ def test_the_failed_authentication_counter_is_exposed_for_the_auth_layer() -> No
 
 
 # -- gunicorn: several workers and the scheduler, one scrape ---------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("served")
@@ -304,32 +293,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         [BIN / "appliance", "metrics", "token"], env=env, check=True, capture_output=True, text=True
     ).stdout.split()
     metrics_token = next(w for w in scrape_token if w.startswith("metrics_"))
-    port = _free_port()
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [BIN / "appliance", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"server did not start: {log.read_text(errors='replace')}")
-        time.sleep(0.2)
-    yield {"base": base, "admin": token, "metrics": metrics_token, "dir": mpdir, "log": log, "proc": proc}
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    # The last test stops the server itself to read the whole log (stop is idempotent).
+    with serve(env, log=root / "server.log", stop_timeout=30) as live:
+        yield {
+            "base": live.base,
+            "admin": token,
+            "metrics": metrics_token,
+            "dir": mpdir,
+            "log": live.log,
+            "server": live,
+        }
 
 
 @pytest.mark.integration
@@ -367,9 +340,7 @@ def test_one_scrape_adds_up_every_worker_and_the_scheduler(served: dict[str, Any
 @pytest.mark.integration
 @pytest.mark.slow
 def test_served_logs_are_json_lines_gunicorns_included(served: dict[str, Any]) -> None:
-    proc = served["proc"]
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    served["server"].stop()
     lines = [ln for ln in served["log"].read_text().splitlines() if ln.startswith("{")]
     parsed = [json.loads(ln) for ln in lines]
     assert any(p["logger"] == "gunicorn.error" and "Booting worker" in p["event"] for p in parsed)

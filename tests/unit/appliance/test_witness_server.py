@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import urllib3
 from click.testing import CliRunner
+from support.live_server import free_port
 from support.witness_server import RunningWitness, start_witness
 
 from appliance.cli import cli
@@ -144,12 +144,6 @@ def test_witness_serve_refuses_unusable_keys(tmp_path: Path, log: NoteSigner) ->
     assert bad.exit_code == 2 and "--log-key" in bad.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_witness_serve_runs_under_gunicorn(tmp_path: Path, log: NoteSigner) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
@@ -164,7 +158,7 @@ def test_witness_serve_runs_under_gunicorn(tmp_path: Path, log: NoteSigner) -> N
     )
     vkey = init.stdout.strip()
     (tmp_path / "log.vkey").write_text(log.vkey() + "\n")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
