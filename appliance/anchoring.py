@@ -5,9 +5,10 @@ anchor, what, and what to remember:
 
 * **When.** The scheduler's ``ledger.anchor`` job calls :meth:`AnchorService.tick` every
   ``anchor.check_seconds``. It anchors when the log holds new entries (its own entries do not count,
-  or anchoring would feed itself) and either ``every_minutes`` passed since the last anchoring or
-  ``every_entries`` arrived. Anchoring runs beside the append paths, never inside them: a chain that
-  is down or slow delays anchors, never entries.
+  or anchoring would feed itself; nor do entries that are only witnesses' cosignings) and either
+  ``every_minutes`` passed since the last anchoring or ``every_entries`` arrived. Anchoring runs
+  beside the append paths, never inside them: a chain that is down or slow delays anchors, never
+  entries.
 * **What.** The latest signed checkpoint (signed first if the log grew), if its size is larger than
   the last size anchored. A size the chain already holds (a crash after sending, a transaction mined
   after its wait gave up) is adopted when its root is ours, and is a fork (:class:`AnchorMismatch`)
@@ -41,6 +42,7 @@ from appliance._files import endpoint, write_json
 from appliance.errors import KeyFileError
 from appliance.keys import read_secret, write_secret
 from appliance.settings import AnchorSettings
+from appliance.witnesses import only_housekeeping
 from ledger.anchors import (
     Anchor,
     AnchorError,
@@ -511,6 +513,8 @@ class AnchorService:
         new = ledger.size - held - state.own_after(held)
         if new <= 0:
             return False, "no new entries since the last anchoring"
+        if held and only_housekeeping(ledger, held, ledger.size):
+            return False, "only cosignings and anchorings since the last anchoring"
         if held == 0:
             return True, f"first anchoring ({new} entries)"
         s = self.settings

@@ -52,8 +52,9 @@ from ledger.witness import (
 
 if TYPE_CHECKING:
     from appliance.node import Node
+    from ledger.log import Ledger
 
-__all__ = ["HOUSEKEEPING", "OWN_ACTION", "WitnessEntry", "WitnessService", "paths"]
+__all__ = ["HOUSEKEEPING", "OWN_ACTION", "WitnessEntry", "WitnessService", "only_housekeeping", "paths"]
 
 log = logging.getLogger("appliance.witnesses")
 
@@ -69,6 +70,21 @@ HOUSEKEEPING = frozenset(
         ("system:anchor", "ledger.anchor_dropped"),
     }
 )
+
+
+def only_housekeeping(ledger: Ledger, size: int, end: int) -> bool:
+    """Whether entries ``[size, end)`` are all :data:`HOUSEKEEPING` (cosignings, anchorings).
+
+    Both jobs ask it before acting on "the log grew": each one's own entry would otherwise give the
+    other a reason to run, and a quiet node would keep cosigning and anchoring (a transaction each).
+    """
+    for seq in range(end - 1, size - 1, -1):  # newest first: usually the answer comes at once
+        e = ledger.entry(seq)
+        if (e.actor, e.action) not in HOUSEKEEPING:
+            return False
+    return True
+
+
 _REGISTRY_FORMAT = "appliance-witnesses/1"
 _KEEP_NOTES = 32
 _MAX_RESPONSE = 64 * 1024
@@ -355,17 +371,6 @@ class WitnessService:
         return {**signed.as_dict(), "note": note, "cosignatures": cosigned, "witnessed": witnessed}
 
     # -- pushing ---------------------------------------------------------------------------------------
-    def _only_housekeeping_since(self, size: int, end: int) -> bool:
-        """Whether entries ``[size, end)`` are all :data:`HOUSEKEEPING` (cosignings, anchorings)."""
-        if size >= end:
-            return True
-        led = self._node.ledger
-        for seq in range(end - 1, size - 1, -1):  # newest first: usually the answer comes at once
-            e = led.entry(seq)
-            if (e.actor, e.action) not in HOUSEKEEPING:
-                return False
-        return True
-
     def tick(self, trigger: str = "schedule") -> dict[str, Any]:
         """The ``ledger.witness`` job: push the latest signed checkpoint to every witness that lacks it."""
         entries = self.witnesses()
@@ -388,7 +393,7 @@ class WitnessService:
                 if have == size and st.get("root") == signed.checkpoint.root_hash.hex():
                     summary["up_to_date"].append(entry.name)
                     continue
-                if 0 < have < size and self._only_housekeeping_since(have, size):
+                if 0 < have < size and only_housekeeping(led, have, size):
                     summary["up_to_date"].append(entry.name)
                     continue
                 st["last_attempt"] = _now()

@@ -153,6 +153,25 @@ def test_tick_anchors_first_then_only_when_due(template: Path, tmp_path: Path) -
         node.close()
 
 
+def test_a_cosigning_alone_does_not_make_anchoring_due(template: Path, tmp_path: Path) -> None:
+    # The witness job cosigns the checkpoint that holds the last anchoring and appends ledger.cosigned;
+    # anchoring that entry would cost a transaction per quiet period and anchor nothing of substance.
+    node = _open(template, tmp_path, every_minutes=60, every_entries=1)
+    try:
+        service = node._anchoring = AnchorService(node, in_process_chain().anchor)
+        assert service.tick()["anchored"] is not None
+        node.record("system:witness", "ledger.cosigned", details={"witness": "w.example/1"})
+        service._save_state(replace(service._load_state(), last_anchored_at=time.time() - 3601))
+        quiet = service.tick()
+        assert "anchored" not in quiet
+        assert quiet["due"] == "only cosignings and anchorings since the last anchoring"
+        node.record("admin:test", "test.probed")  # real work after the cosigning: due again
+        busy = service.tick()
+        assert busy["anchored"] is not None and busy["due"] == "2 new entries (every_entries 1)"
+    finally:
+        node.close()
+
+
 def test_an_unreachable_chain_backs_off_and_never_blocks_appends(env: Env, dead_url: str) -> None:
     env.service._anchor = EthereumAnchor.connect(dead_url, env.chain.contract, env.chain.key, timeout=2)
     env.append(1)
