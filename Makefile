@@ -8,7 +8,7 @@ EXT     := ext/_merkle.pyx
 TOOLS   := .tools
 ANVIL   := $(TOOLS)/node_modules/.bin/anvil
 
-.PHONY: run test lint bench build sysdeps tools clean distclean
+.PHONY: run test lint bench build screenshots sysdeps tools clean distclean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -87,6 +87,14 @@ $(BENCH_STAMP): setup.py | $(STAMP)
 
 bench: build $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# The console screenshots in docs/console/: the Chinese pages need a CJK font in the headless browser.
+screenshots: build
+	@if ! fc-list 2>/dev/null | grep -qi 'wqy'; then \
+	  echo "installing fonts-wqy-microhei (the Chinese console pages in the screenshots)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei; \
+	fi
+	$(BIN)/python docs/console/shoot.py
 
 clean:
 	rm -rf build ext/*.c ext/*.so .pytest_cache .ruff_cache .mypy_cache .hypothesis
