@@ -201,11 +201,18 @@ def _fabric(settings: AnchorSettings) -> Anchor:
     try:
         cert = Path(f.cert_file).read_bytes()
         tls = Path(f.tls_ca_file).read_bytes() if f.tls_ca_file is not None else None
+        tls_cert = Path(f.tls_client_cert_file).read_bytes() if f.tls_client_cert_file is not None else None
         key = read_secret(Path(f.key_file))
     except KeyFileError as exc:
         raise AnchorError(f"the Fabric identity key: {exc}") from exc
     except OSError as exc:
         raise AnchorError(f"a Fabric identity file cannot be read: {exc}") from exc
+    try:
+        tls_key = read_secret(Path(f.tls_client_key_file)) if f.tls_client_key_file is not None else None
+    except KeyFileError as exc:
+        raise AnchorError(f"the Fabric TLS client key: {exc}") from exc
+    except OSError as exc:
+        raise AnchorError(f"the Fabric TLS client key cannot be read: {exc}") from exc
     return FabricAnchor.connect(  # type: ignore[no-any-return]
         endpoint=str(f.endpoint),
         channel=str(f.channel),
@@ -214,6 +221,9 @@ def _fabric(settings: AnchorSettings) -> Anchor:
         cert_pem=cert,
         key_pem=key,
         tls_root_cert=tls,
+        tls_client_cert=tls_cert,
+        tls_client_key=tls_key,
+        tls_server_name=f.tls_server_name,
         timeout=f.timeout_seconds,
     )
 

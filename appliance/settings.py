@@ -231,6 +231,13 @@ class FabricAnchorSettings(_Section):
     cert_file: Path | None = Field(None, description="PEM X.509 certificate of the node's identity")
     key_file: Path | None = Field(None, description="PEM P-256 private key of that identity (mode 0600)")
     tls_ca_file: Path | None = Field(None, description="PEM CA of the peer's TLS certificate; unset: no TLS")
+    tls_client_cert_file: Path | None = Field(
+        None, description="PEM TLS client certificate, for peers that require client auth (mutual TLS)"
+    )
+    tls_client_key_file: Path | None = Field(None, description="its PEM private key (mode 0600)")
+    tls_server_name: str | None = Field(
+        None, description="host name the peer's TLS certificate names, when the endpoint uses another"
+    )
     timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 

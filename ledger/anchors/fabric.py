@@ -31,6 +31,9 @@ from dataclasses import replace
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.peer import proposal_pb2, transaction_pb2
 
@@ -93,6 +96,9 @@ class FabricAnchor:
         cert_pem: bytes,
         key_pem: bytes,
         tls_root_cert: bytes | None = None,
+        tls_client_cert: bytes | None = None,
+        tls_client_key: bytes | None = None,
+        tls_server_name: str | None = None,
         timeout: float = 10.0,
     ) -> FabricAnchor:
         """A client of the gateway peer at ``endpoint`` (``host:port``); TLS when a root cert is given.
@@ -100,6 +106,11 @@ class FabricAnchor:
         Without ``tls_root_cert`` the connection is plaintext, which only a local test
         gateway should accept. The key must be the certificate's: checked here so a
         wrong pair fails at start-up rather than as an "access denied" from the peer.
+
+        ``tls_client_cert``/``tls_client_key``: the TLS client pair a peer with
+        ``peer.tls.clientAuthRequired`` asks for (the organisation's ``tls/`` material, not the
+        signing identity). ``tls_server_name``: the name to expect in the peer's certificate when
+        the endpoint is reached by another name or address (Fabric's ``ssl_target_name_override``).
         """
         identity = FabricIdentity.load(msp_id=msp_id, cert_pem=cert_pem, key_pem=key_pem)
         if not identity.key_matches_certificate():
@@ -109,11 +120,18 @@ class FabricAnchor:
             )
         if not endpoint or ":" not in endpoint:
             raise AnchorError(f"fabric: endpoint {endpoint!r} must be host:port of a gateway peer")
+        mutual = _check_tls(tls_root_cert, tls_client_cert, tls_client_key, tls_server_name)
         if tls_root_cert is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=tls_root_cert)
-            grpc_channel = grpc.secure_channel(endpoint, credentials)
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls_root_cert, private_key=tls_client_key, certificate_chain=tls_client_cert
+            )
+            options = [] if tls_server_name is None else [("grpc.ssl_target_name_override", tls_server_name)]
+            grpc_channel = grpc.secure_channel(endpoint, credentials, options=options)
+            where = f"{endpoint} ({'mutual TLS' if mutual else 'TLS'}"
+            where += f", as {tls_server_name})" if tls_server_name is not None else ")"
         else:
             grpc_channel = grpc.insecure_channel(endpoint)
+            where = f"{endpoint} (plaintext)"
         return cls(
             grpc_channel=grpc_channel,
             channel=channel,
@@ -121,7 +139,7 @@ class FabricAnchor:
             identity=identity,
             timeout=timeout,
             owns_channel=True,
-            where=f"{endpoint} ({'TLS' if tls_root_cert is not None else 'plaintext'})",
+            where=where,
         )
 
     @classmethod
@@ -341,14 +359,14 @@ class FabricAnchor:
         except grpc.RpcError as exc:
             if _code(exc) == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return None
-            raise _mapped("CommitStatus", exc) from exc
+            raise _mapped(f"{self._where} CommitStatus", exc) from exc
         return int(response.result), int(response.block_number)
 
     def _call(self, what: str, method: Any, request: Any) -> Any:
         try:
             return method(request, timeout=self._timeout)
         except grpc.RpcError as exc:
-            raise _mapped(what, exc) from exc
+            raise _mapped(f"{self._where} {what}", exc) from exc
 
     def _already_anchored(self, tree_size: int, root: bytes, refused: AnchorRejected) -> AnchorRecord | None:
         try:
@@ -384,13 +402,58 @@ class FabricAnchor:
         )
 
 
+def _check_tls(
+    root: bytes | None, client_cert: bytes | None, client_key: bytes | None, server_name: str | None
+) -> bool:
+    """Refuse a TLS set-up that cannot work before a handshake fails with less to say; True if mutual.
+
+    gRPC reports a bad client pair or a missing root only as an unavailable peer, so what it would
+    fail on is checked here, named, and never echoed (a key parser's message could quote the key).
+    """
+    if (client_cert is None) != (client_key is None):
+        raise AnchorError("fabric: mutual TLS needs both the TLS client certificate and its key")
+    if root is None and (client_cert is not None or server_name is not None):
+        raise AnchorError(
+            "fabric: a TLS client certificate or server name is set but TLS is not: give the CA of "
+            "the peer's TLS certificate (tls_ca_file)"
+        )
+    if server_name is not None and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", server_name):
+        raise AnchorError(f"fabric: the TLS server name {server_name!r} is not a host name")
+    if root is not None:
+        try:
+            x509.load_pem_x509_certificates(root)
+        except ValueError as exc:
+            raise AnchorError(f"fabric: the TLS CA is not PEM X.509 certificates: {exc}") from exc
+    if client_cert is None or client_key is None:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(client_cert)
+    except ValueError as exc:
+        raise AnchorError(f"fabric: the TLS client certificate is not PEM X.509: {exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(client_key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise AnchorError("fabric: the TLS client key is not an unencrypted PEM private key") from exc
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise AnchorError(
+            "fabric: the TLS client key does not belong to the TLS client certificate; give the key "
+            "issued with it (tls/client.key beside tls/client.crt)"
+        )
+    return True
+
+
 def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
     code = getattr(exc, "code", None)
     return code() if callable(code) else None
 
 
 def _mapped(what: str, exc: grpc.RpcError) -> AnchorError:
-    """UNAVAILABLE / DEADLINE_EXCEEDED: try later; anything else: the network refused the request."""
+    """UNAVAILABLE / DEADLINE_EXCEEDED: try later; anything else: the network refused the request.
+
+    ``what`` names the gateway and how it is reached (plaintext, TLS, mutual TLS) before the call:
+    a failed handshake reads as UNAVAILABLE, and the transport is the first thing to check then.
+    """
     code = _code(exc)
     details_fn = getattr(exc, "details", None)
     message = (details_fn() if callable(details_fn) else None) or str(exc)

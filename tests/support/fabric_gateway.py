@@ -268,7 +268,7 @@ class _Parsed:
 
 
 class FabricGateway(gateway_pb2_grpc.GatewayServicer):
-    """The gateway peer of a one-org, one-peer channel, served on 127.0.0.1 (TLS optional)."""
+    """The gateway peer of a one-org, one-peer channel, served on 127.0.0.1 (TLS and mutual TLS optional)."""
 
     def __init__(
         self,
@@ -277,6 +277,7 @@ class FabricGateway(gateway_pb2_grpc.GatewayServicer):
         chaincode: str = "anchor",
         members: dict[str, list[bytes]],
         tls: Identity | None = None,
+        tls_client_ca: bytes | None = None,
         hold_commits: bool = False,
         batch_size: int = 1,
         tamper_prepared: bool = False,
@@ -303,7 +304,12 @@ class FabricGateway(gateway_pb2_grpc.GatewayServicer):
         if tls is None:
             self.port = self._server.add_insecure_port("127.0.0.1:0")
         else:
-            creds = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
+            # A client CA: as peer.tls.clientAuthRequired (no trusted client pair, no handshake).
+            creds = grpc.ssl_server_credentials(
+                [(tls.key_pem, tls.cert_pem)],
+                root_certificates=tls_client_ca,
+                require_client_auth=tls_client_ca is not None,
+            )
             self.port = self._server.add_secure_port("127.0.0.1:0", creds)
         self.endpoint = f"127.0.0.1:{self.port}"
 

@@ -395,6 +395,39 @@ def test_fabric_settings_name_what_is_missing(tmp_path: Path) -> None:
         build_anchor(s, tmp_path)
 
 
+def test_fabric_settings_reach_a_peer_over_mutual_tls(tmp_path: Path) -> None:
+    from support.fabric_gateway import FabricGateway, make_identity
+
+    org = make_identity("Org1MSP", "appliance-node")
+    server = make_identity("PeerOrgMSP", "peer0.org1.example.com", hosts=["peer0.org1.example.com"])
+    client = make_identity("Org1MSP", "appliance-node-tls")
+    files = {
+        "cert_file": org.cert_pem,
+        "key_file": org.key_pem,
+        "tls_ca_file": server.cert_pem,
+        "tls_client_cert_file": client.cert_pem,
+        "tls_client_key_file": client.key_pem,
+    }
+    for name, pem in files.items():
+        (tmp_path / name).write_bytes(pem)
+        os.chmod(tmp_path / name, 0o600)
+    with FabricGateway(members={"Org1MSP": [org.cert_pem]}, tls=server, tls_client_ca=client.cert_pem) as gw:
+        fabric: dict[str, Any] = {
+            "endpoint": gw.endpoint,
+            "channel": "anchors",
+            "chaincode": "anchor",
+            "msp_id": "Org1MSP",
+            "tls_server_name": "peer0.org1.example.com",
+            **{name: str(tmp_path / name) for name in files},
+        }
+        s = load_settings(anchor={"chain": "fabric", "fabric": fabric}).anchor
+        with build_anchor(s, tmp_path) as anchor:
+            assert anchor.anchor(1, b"\x01" * 32).status == "confirmed"
+        os.chmod(tmp_path / "tls_client_key_file", 0o640)
+        with pytest.raises(AnchorError, match=r"TLS client key: .*chmod 600"):
+            build_anchor(s, tmp_path)
+
+
 def test_a_schedule_that_never_fires_is_refused() -> None:
     with pytest.raises(SettingsError, match="every_minutes and every_entries are both 0"):
         load_settings(anchor={"every_minutes": 0, "every_entries": 0})

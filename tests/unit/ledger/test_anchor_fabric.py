@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -511,6 +512,82 @@ def test_tls_with_a_self_signed_server_certificate(org: Identity) -> None:
         # Nor can a plaintext client.
         with client(gw, org, timeout=2.0) as plain, pytest.raises(AnchorUnavailable):
             plain.latest_size()
+
+
+def _tls_client(gw: FabricGateway, org: Identity, root: bytes, **tls: Any) -> FabricAnchor:
+    return FabricAnchor.connect(
+        endpoint=gw.endpoint,
+        channel="anchors",
+        chaincode="anchor",
+        msp_id=MSP,
+        cert_pem=org.cert_pem,
+        key_pem=org.key_pem,
+        tls_root_cert=root,
+        timeout=3.0,
+        **tls,
+    )
+
+
+def test_mutual_tls_presents_the_client_pair_a_peer_requires(org: Identity) -> None:
+    # peer.tls.clientAuthRequired: the peer trusts the organisation's TLS CA for clients.
+    server = make_identity("PeerOrgMSP", "peer0.example.com", hosts=["127.0.0.1"])
+    tls_client = make_identity(MSP, "node-tls-client")
+    with FabricGateway(members={MSP: [org.cert_pem]}, tls=server, tls_client_ca=tls_client.cert_pem) as gw:
+        pair = {"tls_client_cert": tls_client.cert_pem, "tls_client_key": tls_client.key_pem}
+        with _tls_client(gw, org, server.cert_pem, **pair) as anchor:
+            assert "mutual TLS" in anchor.info()["gateway"]
+            assert anchor.anchor(2, ROOT_A).status == "confirmed"
+        # Without a client certificate, or with one the peer does not trust, no handshake.
+        served = dict(gw.calls)
+        with _tls_client(gw, org, server.cert_pem) as anchor, pytest.raises(AnchorUnavailable) as refused:
+            anchor.latest_size()
+        assert f"fabric gateway {gw.endpoint} (TLS) Evaluate LatestSize: UNAVAILABLE" in str(refused.value)
+        stranger = make_identity(MSP, "someone-else")
+        other = {"tls_client_cert": stranger.cert_pem, "tls_client_key": stranger.key_pem}
+        with _tls_client(gw, org, server.cert_pem, **other) as anchor, pytest.raises(AnchorUnavailable):
+            anchor.latest_size()
+        assert gw.calls == served  # refused before any call reached the gateway
+
+
+def test_the_server_name_override_reaches_a_peer_by_address(org: Identity) -> None:
+    # The peer's certificate names only its DNS name; the node reaches it at 127.0.0.1.
+    server = make_identity("PeerOrgMSP", "peer0.org1.example.com", hosts=["peer0.org1.example.com"])
+    with FabricGateway(members={MSP: [org.cert_pem]}, tls=server) as gw:
+        with _tls_client(gw, org, server.cert_pem) as anchor, pytest.raises(AnchorUnavailable):
+            anchor.latest_size()  # 127.0.0.1 is not a name in the certificate
+        with _tls_client(gw, org, server.cert_pem, tls_server_name="peer0.org1.example.com") as anchor:
+            assert anchor.latest_size() == 0
+            assert "as peer0.org1.example.com" in anchor.info()["gateway"]
+
+
+def test_a_tls_set_up_that_cannot_work_is_refused_at_connect(org: Identity) -> None:
+    server = make_identity("PeerOrgMSP", "peer0.example.com", hosts=["127.0.0.1"])
+    tls_client, other = make_identity(MSP, "tls-client"), make_identity(MSP, "other")
+    pair = {"tls_client_cert": tls_client.cert_pem, "tls_client_key": tls_client.key_pem}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"tls_client_cert": tls_client.cert_pem}, "needs both"),
+        ({"tls_client_key": tls_client.key_pem}, "needs both"),
+        ({"tls_root_cert": None, **pair}, "TLS is not"),
+        ({"tls_root_cert": None, "tls_server_name": "peer0.example.com"}, "TLS is not"),
+        ({"tls_server_name": "peer0 example/com"}, "not a host name"),
+        ({"tls_root_cert": b"not a certificate"}, "TLS CA is not PEM"),
+        ({"tls_client_cert": b"junk", "tls_client_key": tls_client.key_pem}, "client certificate is not PEM"),
+        ({"tls_client_cert": tls_client.cert_pem, "tls_client_key": b"junk"}, "client key is not"),
+        ({"tls_client_cert": tls_client.cert_pem, "tls_client_key": other.key_pem}, "does not belong"),
+    ]
+    for tls, message in cases:
+        settings: dict[str, Any] = {"tls_root_cert": server.cert_pem, **tls}
+        with pytest.raises(AnchorError, match=message) as caught:
+            FabricAnchor.connect(
+                endpoint="127.0.0.1:1",
+                channel="anchors",
+                chaincode="anchor",
+                msp_id=MSP,
+                cert_pem=org.cert_pem,
+                key_pem=org.key_pem,
+                **settings,
+            )
+        assert b"PRIVATE KEY" not in str(caught.value).encode()
 
 
 # -- the offline verifier stays light --------------------------------------------------------------
