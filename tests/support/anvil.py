@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
+
+from support.live_server import free_port
 
 __all__ = ["ANVIL", "Anvil", "anvil_binary", "free_port"]
 
@@ -24,12 +25,6 @@ ANVIL = Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / ".bin"
 
 def anvil_binary() -> Path | None:
     return ANVIL if ANVIL.exists() and os.access(ANVIL, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Anvil:

@@ -9,7 +9,6 @@ signs any message the way a Fabric peer would refuse.
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from support.fabric_gateway import FabricGateway, Identity, make_identity, rpc_status_bytes
+from support.live_server import free_port
 
 from ledger.anchors import (
     AnchorError,
@@ -55,8 +55,9 @@ def gateway(org: Identity):
 
 
 def client(
-    gw: FabricGateway, ident: Identity, *, timeout: float = 5.0, key_pem: bytes | None = None
+    gw: FabricGateway, ident: Identity, *, timeout: float = 5.0, key_pem: bytes | None = None, **tls: Any
 ) -> FabricAnchor:
+    """A client of ``gw`` as ``ident``; ``tls``: the TLS arguments of :meth:`FabricAnchor.connect`."""
     return FabricAnchor.connect(
         endpoint=gw.endpoint,
         channel=gw.channel,
@@ -65,13 +66,8 @@ def client(
         cert_pem=ident.cert_pem,
         key_pem=key_pem or ident.key_pem,
         timeout=timeout,
+        **tls,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- anchor, read back, latest size ----------------------------------------------------------------
@@ -481,31 +477,13 @@ def test_refresh_refuses_a_record_of_another_chain(gateway: FabricGateway, org: 
 def test_tls_with_a_self_signed_server_certificate(org: Identity) -> None:
     server = make_identity("PeerOrgMSP", "peer0.example.com", hosts=["127.0.0.1", "localhost"])
     with FabricGateway(members={MSP: [org.cert_pem]}, tls=server) as gw:
-        with FabricAnchor.connect(
-            endpoint=gw.endpoint,
-            channel="anchors",
-            chaincode="anchor",
-            msp_id=MSP,
-            cert_pem=org.cert_pem,
-            key_pem=org.key_pem,
-            tls_root_cert=server.cert_pem,
-            timeout=5.0,
-        ) as anchor:
+        with client(gw, org, tls_root_cert=server.cert_pem) as anchor:
             assert anchor.anchor(2, ROOT_A).status == "confirmed"
             assert anchor.read(2).root == ROOT_A  # type: ignore[union-attr]
         # A client that does not trust this certificate cannot talk to the gateway at all.
         untrusted = make_identity("Other", "other-ca")
         with (
-            FabricAnchor.connect(
-                endpoint=gw.endpoint,
-                channel="anchors",
-                chaincode="anchor",
-                msp_id=MSP,
-                cert_pem=org.cert_pem,
-                key_pem=org.key_pem,
-                tls_root_cert=untrusted.cert_pem,
-                timeout=2.0,
-            ) as anchor,
+            client(gw, org, timeout=2.0, tls_root_cert=untrusted.cert_pem) as anchor,
             pytest.raises(AnchorUnavailable),
         ):
             anchor.latest_size()
@@ -514,37 +492,24 @@ def test_tls_with_a_self_signed_server_certificate(org: Identity) -> None:
             plain.latest_size()
 
 
-def _tls_client(gw: FabricGateway, org: Identity, root: bytes, **tls: Any) -> FabricAnchor:
-    return FabricAnchor.connect(
-        endpoint=gw.endpoint,
-        channel="anchors",
-        chaincode="anchor",
-        msp_id=MSP,
-        cert_pem=org.cert_pem,
-        key_pem=org.key_pem,
-        tls_root_cert=root,
-        timeout=3.0,
-        **tls,
-    )
-
-
 def test_mutual_tls_presents_the_client_pair_a_peer_requires(org: Identity) -> None:
     # peer.tls.clientAuthRequired: the peer trusts the organisation's TLS CA for clients.
     server = make_identity("PeerOrgMSP", "peer0.example.com", hosts=["127.0.0.1"])
     tls_client = make_identity(MSP, "node-tls-client")
+    ca: dict[str, Any] = {"tls_root_cert": server.cert_pem, "timeout": 3.0}
     with FabricGateway(members={MSP: [org.cert_pem]}, tls=server, tls_client_ca=tls_client.cert_pem) as gw:
         pair = {"tls_client_cert": tls_client.cert_pem, "tls_client_key": tls_client.key_pem}
-        with _tls_client(gw, org, server.cert_pem, **pair) as anchor:
+        with client(gw, org, **ca, **pair) as anchor:
             assert "mutual TLS" in anchor.info()["gateway"]
             assert anchor.anchor(2, ROOT_A).status == "confirmed"
         # Without a client certificate, or with one the peer does not trust, no handshake.
         served = dict(gw.calls)
-        with _tls_client(gw, org, server.cert_pem) as anchor, pytest.raises(AnchorUnavailable) as refused:
+        with client(gw, org, **ca) as anchor, pytest.raises(AnchorUnavailable) as refused:
             anchor.latest_size()
         assert f"fabric gateway {gw.endpoint} (TLS) Evaluate LatestSize: UNAVAILABLE" in str(refused.value)
         stranger = make_identity(MSP, "someone-else")
         other = {"tls_client_cert": stranger.cert_pem, "tls_client_key": stranger.key_pem}
-        with _tls_client(gw, org, server.cert_pem, **other) as anchor, pytest.raises(AnchorUnavailable):
+        with client(gw, org, **ca, **other) as anchor, pytest.raises(AnchorUnavailable):
             anchor.latest_size()
         assert gw.calls == served  # refused before any call reached the gateway
 
@@ -552,10 +517,11 @@ def test_mutual_tls_presents_the_client_pair_a_peer_requires(org: Identity) -> N
 def test_the_server_name_override_reaches_a_peer_by_address(org: Identity) -> None:
     # The peer's certificate names only its DNS name; the node reaches it at 127.0.0.1.
     server = make_identity("PeerOrgMSP", "peer0.org1.example.com", hosts=["peer0.org1.example.com"])
+    ca: dict[str, Any] = {"tls_root_cert": server.cert_pem, "timeout": 3.0}
     with FabricGateway(members={MSP: [org.cert_pem]}, tls=server) as gw:
-        with _tls_client(gw, org, server.cert_pem) as anchor, pytest.raises(AnchorUnavailable):
+        with client(gw, org, **ca) as anchor, pytest.raises(AnchorUnavailable):
             anchor.latest_size()  # 127.0.0.1 is not a name in the certificate
-        with _tls_client(gw, org, server.cert_pem, tls_server_name="peer0.org1.example.com") as anchor:
+        with client(gw, org, **ca, tls_server_name="peer0.org1.example.com") as anchor:
             assert anchor.latest_size() == 0
             assert "as peer0.org1.example.com" in anchor.info()["gateway"]
 
