@@ -516,6 +516,11 @@ class AnchorService:
             return replace(rec, status="confirmed", block=onchain.block, tx=onchain.tx or rec.tx)
         return replace(rec, status="dropped")
 
+    def _only_housekeeping(self, held: int) -> bool:
+        """Whether everything after the anchored size is cosignings and anchorings (nothing to anchor)."""
+        ledger = self._node.ledger
+        return held > 0 and only_housekeeping(ledger, held, ledger.size)
+
     def _due(self, state: _State) -> tuple[bool, str]:
         ledger = self._node.ledger
         ledger.refresh()
@@ -523,7 +528,7 @@ class AnchorService:
         new = ledger.size - held - state.own_after(held)
         if new <= 0:
             return False, "no new entries since the last anchoring"
-        if held and only_housekeeping(ledger, held, ledger.size):
+        if self._only_housekeeping(held):
             return False, "only cosignings and anchorings since the last anchoring"
         if held == 0:
             return True, f"first anchoring ({new} entries)"
@@ -680,6 +685,7 @@ class AnchorService:
         elif s.chain == "fabric" and self._anchor is None:
             network, rpc = s.fabric.channel, s.fabric.endpoint
         counts = {k: sum(1 for r in mine if r.status == k) for k in ("pending", "confirmed", "dropped")}
+        waiting = ledger.size - held - state.own_after(held)
         return {
             "configured": self.configured,
             "chain": self.chain,
@@ -691,7 +697,7 @@ class AnchorService:
             "confirmations": s.confirmations,
             "log_size": ledger.size,
             "anchored_size": held,
-            "unanchored_entries": max(ledger.size - held - state.own_after(held), 0),
+            "unanchored_entries": 0 if waiting <= 0 or self._only_housekeeping(held) else waiting,
             "last_anchor": last.as_dict() if last is not None else None,
             "last_anchor_age_seconds": round(time.time() - last_at, 1) if last_at is not None else None,
             "counts": counts,

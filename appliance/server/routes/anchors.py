@@ -67,7 +67,10 @@ class AnchorStatusOut(BaseModel):
     confirmations: int
     log_size: int
     anchored_size: int = Field(description="largest tree size anchored and not dropped")
-    unanchored_entries: int = Field(description="entries since then, the node's own anchoring entries aside")
+    unanchored_entries: int = Field(
+        description="entries since then, the node's own anchoring entries aside; 0 when only cosignings "
+        "and anchorings followed (nothing to anchor)"
+    )
     last_anchor: AnchorOut | None
     last_anchor_age_seconds: float | None
     counts: AnchorCounts
