@@ -25,7 +25,14 @@ from appliance.logs import configure_logging
 from appliance.node import Node
 from appliance.settings import ServerSettings, Settings
 
-__all__ = ["check_port_free", "check_tls_files", "gunicorn_options", "serve", "tls_options"]
+__all__ = [
+    "check_port_free",
+    "check_tls_files",
+    "control_options",
+    "gunicorn_options",
+    "serve",
+    "tls_options",
+]
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -48,7 +55,20 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # workers. With one shared socket, a gthread worker accepts every keep-alive connection of a
         # burst it wins, and its siblings idle while it queues them (docs/operations.md, "Load").
         "reuse_port": True,
+        **control_options(s),
     } | tls_options(s)
+
+
+def control_options(server: ServerSettings) -> dict[str, Any]:
+    """gunicorn's control socket only where the operator put it.
+
+    gunicorn's default is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl): a second
+    node (or the witness) run by the same user would take it over, and `gunicornc` would then reload
+    or stop the wrong server. It is also a management surface, so it is off unless asked for.
+    """
+    if server.control_socket is None:
+        return {"control_socket_disable": True}
+    return {"control_socket": str(server.control_socket.expanduser().resolve()), "control_socket_mode": 0o600}
 
 
 def _tls_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:

@@ -69,6 +69,18 @@ class ServerSettings(_Section):
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)"
     )
+    control_socket: Path | None = Field(
+        None,
+        description="gunicorn's control socket (gunicornc: worker status, reload), mode 0600; unset: none",
+    )
+
+    @field_validator("control_socket")
+    @classmethod
+    def _socket_path(cls, v: Path | None) -> Path | None:
+        # The kernel's limit for a Unix socket path (sun_path) is 108 bytes with the terminating NUL.
+        if v is not None and len(os.fsencode(v.expanduser().resolve())) > 107:
+            raise ValueError(f"{v} is longer than a Unix socket path may be (107 bytes); use a shorter one")
+        return v
 
     @field_validator("rate_limit_roles")
     @classmethod

@@ -100,7 +100,7 @@ def serve_witness(witness: Witness, *, host: str, port: int, workers: int = 1, t
         "accesslog": None,
         "errorlog": "-",
         "proc_name": "appliance-witness",
-        "control_socket_disable": True,  # its default path is one per user, which `appliance serve` uses
+        "control_socket_disable": True,  # its default path is one per user (appliance.serve.control_options)
     }
     _Gunicorn(create_witness_app(witness), options).run()
 
