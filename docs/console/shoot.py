@@ -4,15 +4,21 @@
 
 It builds a demo node in a temporary directory (``appliance init --demo``), runs the playbooks so
 ops have triggers, checks a few replies and masks a few texts so the compliance charts have data,
-serves the app on 127.0.0.1 and signs in as each role with Playwright. Nothing leaves the machine.
+runs ``appliance serve`` on 127.0.0.1 and signs in as each role with Playwright. Nothing leaves the
+machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
-import threading
+import time
+import urllib.request
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent
@@ -104,27 +110,54 @@ def _populate(node: object, tmp: Path) -> tuple[int, dict[str, str]]:
     return seq, versions
 
 
+def _serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`appliance serve` on a free loopback port, as an operator runs it (gunicorn, one worker)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, APPLIANCE_NODE__DATA_DIR=str(data_dir))
+    command = [Path(sys.executable).parent / "appliance", "serve", "--port", str(port), "--workers", "1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--no-scheduler"], env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return proc, base
+        except OSError:  # not listening yet
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise SystemExit(f"appliance serve did not start:\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
 
     from appliance.node import Node
-    from appliance.server import create_app
     from appliance.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(node={"data_dir": Path(tmp) / "node"})
         print("initialising a demo node (this takes a while) ...", file=sys.stderr)
         tokens = dict(Node.init(settings, demo=True).api_keys)
-        node = Node.open(settings)
-        proof_seq, versions = _populate(node, Path(tmp))
-        app = create_app(settings, node)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}"
+        with Node.open(settings) as node:
+            proof_seq, versions = _populate(node, Path(tmp))
+        server, base = _serve(settings.data_dir, Path(tmp) / "server.log")
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(
@@ -154,8 +187,7 @@ def main() -> int:
                     context.close()
                 browser.close()
         finally:
-            server.shutdown()
-            node.close()
+            _stop(server)
     return 0
 
 
