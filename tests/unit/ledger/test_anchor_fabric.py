@@ -371,26 +371,21 @@ def test_gateway_down_is_unavailable_not_rejected(org: Identity) -> None:
         assert time.monotonic() - started < 6
 
 
+def _connect_nowhere(org: Identity, **settings: Any) -> FabricAnchor:
+    """Connect with settings that must be refused before anything is sent (port 1: nothing listens)."""
+    return FabricAnchor.connect(
+        **{"endpoint": "127.0.0.1:1", "channel": "c", "chaincode": "cc", **settings},
+        msp_id=MSP,
+        cert_pem=org.cert_pem,
+        key_pem=org.key_pem,
+    )
+
+
 def test_bad_configuration_fails_at_connect(org: Identity) -> None:
     with pytest.raises(AnchorError, match="host:port"):
-        FabricAnchor.connect(
-            endpoint="nowhere",
-            channel="c",
-            chaincode="cc",
-            msp_id=MSP,
-            cert_pem=org.cert_pem,
-            key_pem=org.key_pem,
-        )
+        _connect_nowhere(org, endpoint="nowhere")
     with pytest.raises(AnchorError, match="timeout must be positive"):
-        FabricAnchor.connect(
-            endpoint="127.0.0.1:1",
-            channel="c",
-            chaincode="cc",
-            msp_id=MSP,
-            cert_pem=org.cert_pem,
-            key_pem=org.key_pem,
-            timeout=0,
-        )
+        _connect_nowhere(org, timeout=0)
 
 
 # -- commit status: pending, refresh, dropped ------------------------------------------------------
@@ -544,15 +539,7 @@ def test_a_tls_set_up_that_cannot_work_is_refused_at_connect(org: Identity) -> N
     for tls, message in cases:
         settings: dict[str, Any] = {"tls_root_cert": server.cert_pem, **tls}
         with pytest.raises(AnchorError, match=message) as caught:
-            FabricAnchor.connect(
-                endpoint="127.0.0.1:1",
-                channel="anchors",
-                chaincode="anchor",
-                msp_id=MSP,
-                cert_pem=org.cert_pem,
-                key_pem=org.key_pem,
-                **settings,
-            )
+            _connect_nowhere(org, **settings)
         assert b"PRIVATE KEY" not in str(caught.value).encode()
 
 
